@@ -1,0 +1,35 @@
+# kafka-forensics — two commands for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench fuzz fixtures clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)  ## set up, then run the whole pipeline on the bundled demo incident
+	$(BIN)/kforensics run fixtures/demo -o kforensics-out; rc=$$?; \
+	echo; echo "database: kforensics-out/incident.duckdb   (try: $(BIN)/kforensics query \"select kind, status, rows from artifacts\")"; \
+	test $$rc -le 1
+
+test: $(STAMP)  ## set up, then run lint and the test suite
+	$(BIN)/ruff check pipeline tests fixtures bench
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests fixtures bench
+	$(BIN)/ruff format --check pipeline tests fixtures bench
+
+bench: $(STAMP)  ## benchmarks side by side with the reference tools (minutes)
+	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+fixtures: $(STAMP)  ## regenerate committed fixtures
+	$(BIN)/python fixtures/make_demo.py
+
+clean:
+	rm -rf $(VENV) kforensics-out .pytest_cache

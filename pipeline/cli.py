@@ -1,0 +1,225 @@
+"""The ``kforensics`` command line.
+
+Exit codes: 0 every artifact ok; 1 finished but some artifacts partial or failed (or a
+command failed); 2 usage, bundle or manifest error.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+import duckdb
+import polars as pl
+
+from pipeline import __version__
+from pipeline.bundle import open_bundle
+from pipeline.errors import ForensicsError, UsageError
+from pipeline.output import FORMATS, emit, rich_table, stdout_console
+from pipeline.progress import Progress, stderr_console
+from pipeline.registry import DUMP_COMMANDS, ParseContext, Probe, detect, load_families
+from pipeline.runner import IngestSummary, check_frame, ingest_bundle
+from pipeline.store import DB_NAME, Store
+
+DEFAULT_OUT = "kforensics-out"
+
+
+class Group(click.Group):
+    """Turns library errors into one-line messages with the right exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ForensicsError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except duckdb.Error as exc:
+            click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
+            sys.exit(1)
+
+
+def outdir_option(f):
+    return click.option(
+        "-o",
+        "--outdir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=lambda: os.environ.get("KFORENSICS_OUT", DEFAULT_OUT),
+        show_default=f"$KFORENSICS_OUT or {DEFAULT_OUT}",
+        help="Output directory holding incident.duckdb and parquet/.",
+    )(f)
+
+
+def format_option(f):
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS),
+        default="table",
+        show_default=True,
+        help="Aligned table for people, csv or json for scripts.",
+    )(f)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="kforensics")
+@click.option("-v", "--verbose", count=True, help="More detail on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars or summaries on stderr.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Explain Kafka produce tail latency from a broker's artifact bundle.
+
+    A bundle (directory, .tar, .tar.gz or .zip) holds packet captures, eBPF trace
+    logs, thread dumps, JFR recordings and Kafka .log segments. `run` ingests it into
+    OUTDIR/incident.duckdb (plus Parquet) for SQL, reports and attribution.
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"quiet": quiet}
+
+
+def _ingest(ctx: click.Context, bundle_path: Path, outdir: Path, strict: bool) -> IngestSummary:
+    quiet = ctx.obj["quiet"]
+    started = time.perf_counter()
+    with Store(outdir) as store:
+        bundle = open_bundle(bundle_path, outdir)
+        with Progress(quiet=quiet) as progress:
+            summary = ingest_bundle(bundle, store, progress=progress, strict=strict)
+        store.export_parquet()
+    if not quiet:
+        _print_summary(summary, time.perf_counter() - started, outdir)
+    return summary
+
+
+def _print_summary(summary: IngestSummary, seconds: float, outdir: Path) -> None:
+    frame = pl.DataFrame(
+        {
+            "artifact": [r.path for r in summary.results],
+            "kind": [r.kind for r in summary.results],
+            "status": [r.status for r in summary.results],
+            "rows": [r.rows for r in summary.results],
+            "errors": [r.errors for r in summary.results],
+            "seconds": [round(r.seconds, 3) for r in summary.results],
+            "note": [(r.message or "")[:80] for r in summary.results],
+        },
+        schema={
+            "artifact": pl.Utf8,
+            "kind": pl.Utf8,
+            "status": pl.Utf8,
+            "rows": pl.Int64,
+            "errors": pl.Int64,
+            "seconds": pl.Float64,
+            "note": pl.Utf8,
+        },
+    )
+    stderr_console.print(rich_table(frame, title=f"Ingested {len(summary.results)} artifacts in {seconds:.1f} s"))
+    stderr_console.print(f"database: {outdir / DB_NAME}\nparquet:  {outdir / 'parquet'}")
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@outdir_option
+@click.option("--strict", is_flag=True, help="Stop at the first artifact with an error.")
+@click.pass_context
+def run(ctx: click.Context, bundle: Path, outdir: Path, strict: bool) -> None:
+    """Run every stage on BUNDLE: ingest (later: correlate, report)."""
+    summary = _ingest(ctx, bundle, outdir, strict)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.argument("bundle", type=click.Path(exists=True, path_type=Path))
+@outdir_option
+@click.option("--strict", is_flag=True, help="Stop at the first artifact with an error.")
+@click.pass_context
+def ingest(ctx: click.Context, bundle: Path, outdir: Path, strict: bool) -> None:
+    """Ingest BUNDLE into OUTDIR/incident.duckdb; re-ingest replaces, never duplicates."""
+    summary = _ingest(ctx, bundle, outdir, strict)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.argument("sql")
+@outdir_option
+@format_option
+def query(sql: str, outdir: Path, fmt: str) -> None:
+    """Run SQL against OUTDIR's database and print the result."""
+    with Store(outdir, read_only=True) as store:
+        frame = store.frame(sql)
+    emit(frame, fmt)
+
+
+@cli.command()
+@outdir_option
+@format_option
+def artifacts(outdir: Path, fmt: str) -> None:
+    """List what was ingested: kind, status, rows, errors per artifact."""
+    with Store(outdir, read_only=True) as store:
+        frame = store.frame(
+            """
+            select a.path, a.kind, a.status, a.rows, count(e.artifact_id) as errors,
+                   a.bytes_skipped, round(a.seconds, 3) as seconds, a.error
+            from artifacts a left join ingest_errors e using (artifact_id)
+            group by all order by a.path
+            """
+        )
+    emit(frame, fmt)
+
+
+@cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@format_option
+def inspect(file: Path, fmt: str) -> None:
+    """Detect one FILE's kind, parse it in memory and summarise what it holds."""
+    probe = Probe.of(file, file.as_posix())
+    parser = detect(probe)
+    if parser is None:
+        raise UsageError(f"{file}: content not recognised as any artifact kind")
+    info = {"file": str(file), "kind": parser.kind, "size_bytes": probe.size, "gzip": probe.gzipped}
+    if parser.skip_reason:
+        emit(pl.DataFrame([{**info, "note": parser.skip_reason}]), fmt)
+        return
+    ctx = ParseContext(file, file.as_posix(), "inspect")
+    frames: dict[str, list[pl.DataFrame]] = {}
+    for table, frame in parser().parse(ctx):
+        frames.setdefault(table, []).append(check_frame(parser, table, frame))
+    tables = {t: pl.concat(fs) for t, fs in frames.items()}
+    summary = pl.DataFrame(
+        [
+            {
+                **info,
+                **{f"{t}_rows": tables.get(t, pl.DataFrame()).height for t in parser.tables},
+                "errors": len(ctx.errors),
+            }
+        ]
+    )
+    if fmt != "table":
+        emit(summary, fmt)
+        return
+    emit(summary, fmt, title=f"{file.name}: {parser.kind}")
+    for title, frame in parser.summarise(tables):
+        stdout_console.print(rich_table(frame, title=title, max_rows=50))
+    if ctx.errors:
+        errs = pl.DataFrame([e.__dict__ for e in ctx.errors])
+        stdout_console.print(rich_table(errs, title="errors", max_rows=20))
+
+
+@cli.group()
+def dump() -> None:
+    """Print one artifact's contents, decoded, in the style of the reference tools."""
+
+
+load_families()
+for _cmd in DUMP_COMMANDS:
+    dump.add_command(_cmd)
+
+
+def main() -> None:
+    cli(prog_name="kforensics")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per artifact family; each registers its parsers with ``pipeline.registry``."""
