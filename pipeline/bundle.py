@@ -132,10 +132,10 @@ def _extract_zip(src: Path, dest: Path, limits: Limits) -> None:
         with zipfile.ZipFile(src) as zf:
             for info in zf.infolist():
                 rel = _check_name(info.filename)
-                mode = info.external_attr >> 16
-                if stat.S_ISLNK(mode):
+                ftype = stat.S_IFMT(info.external_attr >> 16)  # 0 when the writer set no type
+                if ftype == stat.S_IFLNK:
                     raise UnsafeBundle(f"archive member '{info.filename}' is a link: refused")
-                if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                if ftype not in (0, stat.S_IFREG, stat.S_IFDIR):
                     raise UnsafeBundle(f"archive member '{info.filename}' is not a regular file: refused")
                 if not rel.parts:
                     continue

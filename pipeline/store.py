@@ -18,6 +18,7 @@ import duckdb
 import polars as pl
 
 from pipeline.errors import ForensicsError, StoreLocked
+from pipeline.registry import load_families
 from pipeline.tables import TABLES, Table
 
 DB_NAME = "incident.duckdb"
@@ -106,6 +107,7 @@ class Store:
 
     def ensure_tables(self, tables: Iterable[Table] | None = None) -> None:
         """Create declared tables; a table whose columns changed is rebuilt empty."""
+        load_families()
         for table in tables or list(TABLES.values()):
             wanted = [(c.name, sql_type(c.dtype)) for c in table.columns]
             have = self.existing_columns(table.name)
