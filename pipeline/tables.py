@@ -112,10 +112,12 @@ def render_markdown() -> str:
     ]
     for t in TABLES.values():
         out += [f"## `{t.name}`", "", t.doc, "", "| column | type | meaning |", "|---|---|---|"]
-        out += [f"| `{c.name}` | {sql_type(c.dtype)} | {c.doc} |" for c in t.columns]
+        out += [f"| `{c.name}` | {sql_type(c.dtype)} | {c.doc.replace('|', '&#124;')} |" for c in t.columns]
         out.append("")
     return "\n".join(out)
 
 
 if __name__ == "__main__":
-    print(render_markdown(), end="")
+    from pipeline import tables  # the registered module, not this __main__ copy
+
+    print(tables.render_markdown(), end="")

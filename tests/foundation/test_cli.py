@@ -65,7 +65,9 @@ def test_user_mistakes_are_one_line_errors(tmp_path):
     (bundle / "bundle.toml").write_text("kafka_ports = 9092\n")
     result = CliRunner().invoke(cli, ["run", str(bundle), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2
-    assert result.output.strip() == "error: bundle.toml: key 'kafka_ports' must be a list of TCP ports (1-65535), got 9092"
+    assert (
+        result.output.strip() == "error: bundle.toml: key 'kafka_ports' must be a list of TCP ports (1-65535), got 9092"
+    )
     result = CliRunner().invoke(cli, ["run", str(tmp_path / "nope")])
     assert result.exit_code == 2  # click usage error: path does not exist
 

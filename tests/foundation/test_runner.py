@@ -12,7 +12,7 @@ from pipeline.progress import Progress
 from pipeline.registry import REGISTRY, Parser, Probe, register
 from pipeline.runner import ingest_bundle
 from pipeline.store import Store
-from pipeline.tables import I64, STR, TABLES, declare
+from pipeline.tables import I64, TABLES, declare
 
 MAGIC = b"#kf-test\n"
 
