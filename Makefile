@@ -18,12 +18,12 @@ demo: $(STAMP)  ## set up, then run the whole pipeline on the bundled demo incid
 	test $$rc -le 1
 
 test: $(STAMP)  ## set up, then run lint and the test suite
-	$(BIN)/ruff check pipeline tests fixtures bench
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline tests fixtures bench
-	$(BIN)/ruff format --check pipeline tests fixtures bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP)  ## benchmarks side by side with the reference tools (minutes)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
