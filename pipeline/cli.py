@@ -81,13 +81,24 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     ctx.obj = {"quiet": quiet}
 
 
-def _ingest(ctx: click.Context, bundle_path: Path, outdir: Path, strict: bool) -> IngestSummary:
+def jobs_option(f):
+    return click.option(
+        "-j",
+        "--jobs",
+        type=click.IntRange(1, 64),
+        default=lambda: os.cpu_count() or 1,
+        show_default="the machine's cores",
+        help="Worker processes that parse artifacts in parallel.",
+    )(f)
+
+
+def _ingest(ctx: click.Context, bundle_path: Path, outdir: Path, strict: bool, jobs: int) -> IngestSummary:
     quiet = ctx.obj["quiet"]
     started = time.perf_counter()
     with Store(outdir) as store:
         bundle = open_bundle(bundle_path, outdir)
         with Progress(quiet=quiet) as progress:
-            summary = ingest_bundle(bundle, store, progress=progress, strict=strict)
+            summary = ingest_bundle(bundle, store, progress=progress, strict=strict, jobs=jobs)
         store.export_parquet()
     if not quiet:
         _print_summary(summary, time.perf_counter() - started, outdir)
@@ -123,10 +134,11 @@ def _print_summary(summary: IngestSummary, seconds: float, outdir: Path) -> None
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
 @outdir_option
 @click.option("--strict", is_flag=True, help="Stop at the first artifact with an error.")
+@jobs_option
 @click.pass_context
-def run(ctx: click.Context, bundle: Path, outdir: Path, strict: bool) -> None:
+def run(ctx: click.Context, bundle: Path, outdir: Path, strict: bool, jobs: int) -> None:
     """Run every stage on BUNDLE: ingest (later: correlate, report)."""
-    summary = _ingest(ctx, bundle, outdir, strict)
+    summary = _ingest(ctx, bundle, outdir, strict, jobs)
     sys.exit(summary.exit_code)
 
 
@@ -134,10 +146,11 @@ def run(ctx: click.Context, bundle: Path, outdir: Path, strict: bool) -> None:
 @click.argument("bundle", type=click.Path(exists=True, path_type=Path))
 @outdir_option
 @click.option("--strict", is_flag=True, help="Stop at the first artifact with an error.")
+@jobs_option
 @click.pass_context
-def ingest(ctx: click.Context, bundle: Path, outdir: Path, strict: bool) -> None:
+def ingest(ctx: click.Context, bundle: Path, outdir: Path, strict: bool, jobs: int) -> None:
     """Ingest BUNDLE into OUTDIR/incident.duckdb; re-ingest replaces, never duplicates."""
-    summary = _ingest(ctx, bundle, outdir, strict)
+    summary = _ingest(ctx, bundle, outdir, strict, jobs)
     sys.exit(summary.exit_code)
 
 

@@ -89,6 +89,8 @@ class ParseContext:
     manifest: Manifest = field(default_factory=Manifest)
     # Facts shared across a bundle's artifacts, written by earlier parsers (captures run
     # first): e.g. "capture_date" (datetime.date) for logs that print only time of day.
+    # Write with setdefault (the first artifact in name order wins); with --jobs the
+    # runner merges each artifact's hints the same way once its wave is done.
     hints: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[int], None] = lambda n: None  # called with bytes consumed so far
     errors: list[IngestError] = field(default_factory=list)
