@@ -220,6 +220,24 @@ def inspect(file: Path, fmt: str) -> None:
         stdout_console.print(rich_table(errs, title="errors", max_rows=20))
 
 
+@cli.command()
+@click.argument("outdirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--fleet",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Fleet directory: parquet/<table>/incident=/broker=/ and fleet.duckdb views.",
+)
+@format_option
+def merge(outdirs: tuple[Path, ...], fleet: Path, fmt: str) -> None:
+    """Merge several incident OUTDIRS into one fleet dataset (Parquet partitions + views)."""
+    from pipeline.fleet import merge as merge_fleet
+
+    counts = merge_fleet(list(outdirs), fleet)
+    emit(pl.DataFrame({"table": list(counts), "rows": list(counts.values())}), fmt)
+
+
 @cli.group()
 def dump() -> None:
     """Print one artifact's contents, decoded, in the style of the reference tools."""

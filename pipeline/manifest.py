@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
+import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ class Manifest:
     clock_offsets_ms: dict[str, float] = field(default_factory=dict)
     topic_ids: dict[str, str] = field(default_factory=dict)  # topic id (base64 or uuid) -> name
     description: str | None = None
+    incident: str | None = None  # id of the incident, for fleet merges (default: bundle name)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo | None:
@@ -41,6 +45,13 @@ class Manifest:
 
     def offset_ms(self, source: str) -> float:
         return self.clock_offsets_ms.get(source, 0.0)
+
+    def to_json(self) -> str:
+        """The manifest with defaults filled in, as stored in the ``bundle`` table."""
+        d = dataclasses.asdict(self)
+        d["date"] = self.date.isoformat() if self.date else None
+        d["kafka_ports"] = list(self.kafka_ports)
+        return json.dumps(d, sort_keys=True)
 
 
 def _is_int(v: Any) -> bool:
@@ -72,6 +83,7 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         "clock_offsets_ms",
         "topic_ids",
         "description",
+        "incident",
     }
     for key in raw:
         if key not in known:
@@ -121,6 +133,11 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         if not isinstance(raw["description"], str):
             raise bad("description", "a string")
         out["description"] = raw["description"]
+    if "incident" in raw:
+        inc = raw["incident"]
+        if not isinstance(inc, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", inc):
+            raise bad("incident", "an id of letters, digits, '.', '_' or '-'")
+        out["incident"] = inc
     if "clock_offsets_ms" in raw:
         offsets = raw["clock_offsets_ms"]
         if not isinstance(offsets, dict):

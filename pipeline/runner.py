@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import logging
 import multiprocessing
+import re
 import shutil
 import time
 import traceback
@@ -171,6 +172,35 @@ def _row(name: str, **kw: Any) -> dict[str, Any]:
     return base
 
 
+def incident_id(bundle: Bundle) -> str:
+    """The manifest's incident id, else the bundle's name without archive suffixes."""
+    if bundle.manifest.incident:
+        return bundle.manifest.incident
+    name = bundle.source.resolve().name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) or "incident"
+
+
+def _record_bundle(store: Store, bundle: Bundle) -> None:
+    m = bundle.manifest
+    row = {
+        "incident": incident_id(bundle),
+        "broker_id": m.broker_id,
+        "source": str(bundle.source),
+        "slo_ms": m.slo_ms,
+        "message_id_header": m.message_id_header,
+        "manifest_json": m.to_json(),
+        "kforensics_version": __version__,
+    }
+    store.con.begin()
+    store.con.execute("delete from bundle")
+    store.insert("bundle", pl.DataFrame([row], schema=TABLES["bundle"].schema))
+    store.commit()
+
+
 def _record_simple(store: Store, row: dict[str, Any]) -> None:
     store.con.begin()
     store.con.execute("delete from artifacts where path = ?", [row["path"]])
@@ -214,6 +244,7 @@ def ingest_bundle(
 ) -> IngestSummary:
     """Read every file of ``bundle`` into ``store``; returns one result per file."""
     summary = IngestSummary()
+    _record_bundle(store, bundle)
     hints: dict[str, Any] = {}
     keep_ids: set[str] = set()
     keep_paths: set[str] = {name for name, _ in bundle.skipped}

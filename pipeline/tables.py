@@ -86,6 +86,19 @@ ARTIFACTS = declare(
     ingested=False,
 )
 
+BUNDLE = declare(
+    "bundle",
+    "One row: the bundle this database was made from and its manifest (defaults filled in).",
+    ("incident", STR, "Incident id: bundle.toml 'incident', else the bundle's file or folder name."),
+    ("broker_id", I64, "Broker id from bundle.toml, when given."),
+    ("source", STR, "The bundle path as given to kforensics."),
+    ("slo_ms", F64, "Produce latency SLO in milliseconds."),
+    ("message_id_header", STR, "Record header holding message ids."),
+    ("manifest_json", STR, "The validated manifest as JSON (every key, defaults filled in)."),
+    ("kforensics_version", STR, "Version of kforensics that ingested it."),
+    ingested=False,
+)
+
 INGEST_ERRORS = declare(
     "ingest_errors",
     "Everything a parser could not read, with where: nothing is dropped silently.",

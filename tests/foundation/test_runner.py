@@ -150,3 +150,13 @@ def test_two_processes_cannot_share_an_outdir(tmp_path):
             Store(tmp_path / "out")
     with Store(tmp_path / "out"):  # released on close
         pass
+
+
+def test_parquet_outputs_are_byte_identical_across_runs(tmp_path):
+    root = _bundle(tmp_path, {"a.txt": "#kf-test\n5\n3\nx\n", "b.txt": "#kf-test\n9\n"})
+    _ingest(root, tmp_path / "one")
+    _ingest(root, tmp_path / "two")
+    for table in ("test_lines", "ingest_errors"):
+        one = (tmp_path / "one" / "parquet" / f"{table}.parquet").read_bytes()
+        two = (tmp_path / "two" / "parquet" / f"{table}.parquet").read_bytes()
+        assert one == two, f"{table}.parquet differs between identical runs"
