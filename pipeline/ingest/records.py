@@ -110,7 +110,10 @@ def bounded_decompress(codec: str, data: bytes | memoryview, max_bytes: int = MA
         return bytes(data)
     if codec == "gzip":
         d = zlib.decompressobj(wbits=47)  # gzip or zlib header
-        out = d.decompress(bytes(data), max_bytes + 1)
+        try:
+            out = d.decompress(bytes(data), max_bytes + 1)
+        except zlib.error as exc:
+            raise BatchError(f"gzip data is corrupt: {exc}") from None
         if len(out) > max_bytes or d.unconsumed_tail:
             raise BatchError(f"gzip data expands beyond {max_bytes} bytes")
         return out
