@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import io
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,10 +181,14 @@ _loaded = False
 
 
 def load_families() -> None:
+    """Import the family modules, then any site modules named in ``$KFORENSICS_PLUGINS``
+    (comma-separated module names, e.g. a parser for an in-house log format)."""
     global _loaded
     if not _loaded:
         for fam in FAMILIES:
             importlib.import_module(f"pipeline.ingest.{fam}")
+        for mod in filter(None, (m.strip() for m in os.environ.get("KFORENSICS_PLUGINS", "").split(","))):
+            importlib.import_module(mod)
         _loaded = True
 
 

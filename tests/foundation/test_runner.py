@@ -9,51 +9,17 @@ import pytest
 from pipeline.bundle import open_bundle
 from pipeline.errors import StoreLocked
 from pipeline.progress import Progress
-from pipeline.registry import REGISTRY, Parser, Probe, register
+from pipeline.registry import REGISTRY, register
 from pipeline.runner import ingest_bundle
 from pipeline.store import Store
-from pipeline.tables import I64, TABLES, declare
-
-MAGIC = b"#kf-test\n"
-
-
-class LinesParser(Parser):
-    """``#kf-test`` then one integer per line; 'crash' raises, 'interrupt' aborts the process."""
-
-    kind = "test-lines"
-    tables = ("test_lines",)
-
-    @classmethod
-    def detect(cls, probe: Probe) -> bool:
-        return probe.head.startswith(MAGIC)
-
-    def parse(self, ctx):
-        values, positions = [], []
-        with ctx.open_text() as f:
-            for lineno, line in enumerate(f, 1):
-                line = line.strip()
-                if lineno == 1:
-                    continue
-                if line == "crash":
-                    yield "test_lines", pl.DataFrame({"position": positions, "value": values})
-                    raise RuntimeError(f"boom at line {lineno}")
-                if line == "interrupt":
-                    raise KeyboardInterrupt
-                if line == "badframe":
-                    yield "test_lines", pl.DataFrame({"position": [lineno]})
-                    return
-                if not line.isdigit():
-                    ctx.error(lineno, "not_a_number", f"line {lineno}: {line!r}", unit="line")
-                    continue
-                values.append(int(line))
-                positions.append(lineno)
-        yield "test_lines", pl.DataFrame({"position": positions, "value": values})
+from pipeline.tables import TABLES
+from tests.foundation.lines_plugin import TABLE, LinesParser
 
 
 @pytest.fixture(autouse=True)
 def lines_parser():
-    declare("test_lines", "Test rows.", ("position", I64, "Line."), ("value", I64, "Value."))
     register(LinesParser)
+    TABLES["test_lines"] = TABLE
     yield
     REGISTRY.remove(LinesParser)
     TABLES.pop("test_lines")
