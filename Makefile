@@ -26,7 +26,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)  ## benchmarks side by side with the reference tools (minutes)
-	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/run_all.py
+
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)  ## coverage-guided fuzzing of every parser for FUZZ_SECONDS each
+	$(BIN)/pip install --quiet 'atheris>=2.3,<4'
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(BIN)/python fuzz/run_all.py
 
 fixtures: $(STAMP)  ## regenerate committed fixtures
 	$(BIN)/python fixtures/make_demo.py
