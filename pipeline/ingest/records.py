@@ -110,9 +110,14 @@ def bounded_decompress(codec: str, data: bytes | memoryview, max_bytes: int = MA
         return bytes(data)
     if codec == "gzip":
         d = zlib.decompressobj(wbits=47)  # gzip or zlib header
-        out = d.decompress(bytes(data), max_bytes + 1)
+        try:
+            out = d.decompress(bytes(data), max_bytes + 1)
+        except zlib.error as exc:
+            raise BatchError(f"gzip data is corrupt: {exc}") from None
         if len(out) > max_bytes or d.unconsumed_tail:
             raise BatchError(f"gzip data expands beyond {max_bytes} bytes")
+        if not d.eof:
+            raise BatchError("gzip data is cut short")
         return out
     if codec == "snappy":
         if bytes(data[:8]) == XERIAL_MAGIC:
@@ -177,6 +182,10 @@ class Record:
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     """Zig-zag varint (records use signed zig-zag encoding)."""
+    if pos < len(buf):
+        b = buf[pos]
+        if b < 0x80:  # one byte: the common case for lengths, deltas and counts
+            return (b >> 1) ^ -(b & 1), pos + 1
     result = shift = 0
     while True:
         if pos >= len(buf):
@@ -203,17 +212,20 @@ def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
 def decode_records(
     header: BatchHeader, buf: bytes | memoryview, pos: int, max_bytes: int = MAX_DECOMPRESSED
 ) -> list[Record]:
-    """Decode the records of the batch at ``pos`` (decompressing, bounded)."""
+    """Decode the records of the batch at ``pos`` (decompressing, bounded). In a
+    LogAppendTime batch every record's timestamp is the batch's max timestamp (the broker's
+    append time), as Kafka's ``DefaultRecordBatch`` reads it."""
     end = pos + header.size
     if end > len(buf):
         raise BatchError(f"batch of {header.size} bytes runs past the end of the data", pos)
     body = bounded_decompress(header.compression, buf[pos + BATCH_HEADER_BYTES : end], max_bytes)
     records: list[Record] = []
+    log_append = header.attributes & 0x08
     p = 0
     for _ in range(header.records_count):
         start = p
         length, p = _varint(body, p)
-        rec_end = p + length
+        fields_start, rec_end = p, p + length
         if length < 0 or rec_end > len(body):
             raise BatchError(f"record of {length} bytes runs past the end of the batch", p)
         p += 1  # attributes
@@ -230,10 +242,9 @@ def decode_records(
             hv, p = _bytes(body, p)
             hdrs.append(((hk or b"").decode("utf-8", "replace"), hv))
         if p != rec_end:
-            raise BatchError(f"record length {length} disagrees with its fields ({p - start} bytes read)", p)
-        records.append(
-            Record(header.base_offset + off_delta, header.first_timestamp + ts_delta, key, value, hdrs, start)
-        )
+            raise BatchError(f"record length {length} disagrees with its fields ({p - fields_start} bytes read)", p)
+        ts = header.max_timestamp if log_append else header.first_timestamp + ts_delta
+        records.append(Record(header.base_offset + off_delta, ts, key, value, hdrs, start))
     if p != len(body):
         raise BatchError(f"{len(body) - p} bytes left after {header.records_count} records", p)
     return records
