@@ -387,8 +387,8 @@ class SegmentWalk:
                 pos, skipped, "unreadable_tail", "data_loss", f"{skipped} bytes to the end hold no readable batch"
             ), n
         skipped = q - pos
-        if header_ok and pos + LOG_OVERHEAD + length == q:
-            why = "CRC mismatch" if magic == 2 else "unreadable content"
+        if length is not None and length >= MIN_LENGTH[0] and pos + LOG_OVERHEAD + length == q:
+            why = "CRC mismatch" if header_ok else f"bad magic {magic}"
             return Damage(
                 pos,
                 skipped,
