@@ -775,11 +775,13 @@ class SegmentParser(Parser):
         brows, rrows = _Rows(BATCH_COLS), _Rows(RECORD_COLS)
         index_rows: list[tuple[int, int, int, int | None]] = []
         prev_last: int | None = None
+        damaged = False
         with SegmentFile(ctx.path) as sf:
             walk = sf.walk()
             try:
                 for n_items, item in enumerate(walk):
                     if isinstance(item, Damage):
+                        damaged = True
                         ctx.error(
                             item.position,
                             item.what,
@@ -830,8 +832,13 @@ class SegmentParser(Parser):
         if len(rrows):
             yield "segment_records", self._record_frame(rrows, const_r, offset_us)
         if seg_base is not None:
+            # Index entries that disagree with a damaged segment follow from the damage
+            # already reported: info, not a second error.
             for pos, what, message in check_indexes(ctx.path, seg_base, index_rows).problems:
-                ctx.error(pos, what, message)
+                if damaged:
+                    ctx.error(pos, what, f"{message} (the segment is damaged, see above)", severity="info")
+                else:
+                    ctx.error(pos, what, message)
 
     @staticmethod
     def _batch_row(rows: _Rows, b: Batch, walk: SegmentWalk) -> None:
