@@ -14,6 +14,7 @@ as skipped with that reason, like the other files of a Kafka log directory.
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import re
 import shutil
@@ -1109,7 +1110,7 @@ def dump_segment(
             click.echo(f"note: {note}", err=True)
         if fmt == "json":
             doc = {"file": str(file), "position": position, "bytes": nbytes, "note": note, "batches": out}
-            doc["damage"] = [d.__dict__ for d in cov.damage]
+            doc["damage"] = [dataclasses.asdict(d) for d in cov.damage]
             click.echo(json.dumps(doc, indent=1))
         return
     damage: list[dict[str, Any]] = []
@@ -1121,7 +1122,7 @@ def dump_segment(
                     echo(
                         f"!! position: {item.position} skipped: {item.skipped_bytes} {item.what} ({item.severity}): {item.message}"
                     )
-                    damage.append(item.__dict__)
+                    damage.append(dataclasses.asdict(item))
                     continue
                 recs: list[Record] = []
                 mids = None
