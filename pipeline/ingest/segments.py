@@ -29,6 +29,7 @@ from typing import IO, Any
 import click
 import crc32c
 import polars as pl
+import pyarrow as pa
 
 from pipeline.ingest.records import (
     _HEADER,
@@ -738,7 +739,9 @@ _CONSTANT = ("topic", "partition", "topic_id", "segment", "segment_base_offset")
 BATCH_COLS = [
     c for c in SEGMENT_BATCHES.parser_columns if c not in ("first_timestamp_at", "max_timestamp_at", *_CONSTANT)
 ]
-RECORD_COLS = [c for c in SEGMENT_RECORDS.parser_columns if c not in ("timestamp_at", *_CONSTANT)]
+_DERIVED = ("timestamp_at", "file_position", "batch_position", "headers")
+RECORD_COLS = [c for c in SEGMENT_RECORDS.parser_columns if c not in (*_DERIVED, *_CONSTANT)]
+RECORD_COLS += ["headers_flat", "headers_end"]
 
 
 @register
@@ -878,25 +881,27 @@ class SegmentParser(Parser):
             )
             return
         c = rows.cols
-        for i, r in enumerate(recs):
-            c["position"].append(b.position)
-            c["offset"].append(r.offset)
-            c["file_position"].append(b.position)
-            c["batch_position"].append(b.position)
-            c["record_in_batch"].append(i)
-            c["timestamp_raw"].append(r.timestamp if b.magic else None)
-            c["key_bytes"].append(None if r.key is None else len(r.key))
-            c["value_bytes"].append(None if r.value is None else len(r.value))
+        n = len(recs)
+        c["position"].extend([b.position] * n)
+        c["offset"].extend([r.offset for r in recs])
+        c["record_in_batch"].extend(range(n))
+        c["timestamp_raw"].extend([r.timestamp for r in recs] if b.magic else [None] * n)
+        c["key_bytes"].extend([None if r.key is None else len(r.key) for r in recs])
+        c["value_bytes"].extend([None if r.value is None else len(r.value) for r in recs])
+        flat, ends, mids = c["headers_flat"], c["headers_end"], c["message_id"]
+        for r in recs:
             mid = None
             if r.headers:
-                c["headers"].append(_header_strings(r.headers))
                 for k, v in r.headers:
-                    if k == header_name:
-                        mid = header_text(v)
-                        break
-            else:
-                c["headers"].append([])
-            c["message_id"].append(mid)
+                    if v is None:
+                        flat.append(k)
+                        continue
+                    t = header_text(v)
+                    flat.append(f"{k}={t}")
+                    if mid is None and k == header_name:
+                        mid = t
+            ends.append(len(flat))
+            mids.append(mid)
 
     @staticmethod
     def _batch_frame(rows: _Rows, const: dict[str, Any], offset_us: int) -> pl.DataFrame:
@@ -913,10 +918,16 @@ class SegmentParser(Parser):
     def _record_frame(rows: _Rows, const: dict[str, Any], offset_us: int) -> pl.DataFrame:
         cols = rows.take()
         n = len(cols["position"])
-        data: dict[str, Any] = {k: [v] * n for k, v in const.items()}
-        data.update(cols)
-        data["timestamp_at"] = _ts(cols["timestamp_raw"], offset_us)
         schema = SEGMENT_RECORDS.parser_columns
+        data: dict[str, Any] = {k: pl.repeat(v, n, dtype=schema[k], eager=True) for k, v in const.items()}
+        # headers: one flat list of strings and each record's end in it -> an Arrow list array
+        offsets = pa.array([0, *cols.pop("headers_end")], pa.int32())
+        data["headers"] = pl.from_arrow(
+            pa.ListArray.from_arrays(offsets, pa.array(cols.pop("headers_flat"), pa.string()))
+        )
+        data.update(cols)
+        data["file_position"] = data["batch_position"] = cols["position"]
+        data["timestamp_at"] = _ts(cols["timestamp_raw"], offset_us)
         return pl.DataFrame({k: pl.Series(k, data[k], dtype=schema[k]) for k in schema})
 
     @classmethod

@@ -169,3 +169,28 @@ def test_legacy_message_damage():
     assert read_legacy_message(msg, 0).value == b"abc"
     with pytest.raises(BatchError, match="overruns"):
         read_legacy_message(msg[:-1], 0)
+
+
+def test_long_varints_and_negative_deltas(gen):
+    recs = [
+        (gen.T0 + 5000, b"k" * 200, b"v" * 100_000, [("message-id", b"big")]),
+        (gen.T0 - 123_456, None, b"x" * 9000, [("h" * 150, b"y" * 20_000)]),
+        (gen.T0, b"", None, [(f"n{i}", bytes([i])) for i in range(70)]),
+    ]
+    for codec in ("none", "zstd"):
+        buf = gen.v2_batch(recs, codec=codec)
+        h = read_batch_header(buf)
+        got = decode_records(h, buf, 0)
+        ref = reference_batches(buf)[0]["records"]
+        assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in got] == [
+            (r.offset, r.timestamp, r.key, r.value, r.headers) for r in ref
+        ]
+        assert got[1].timestamp == gen.T0 - 123_456 and len(got[2].headers) == 70
+
+
+def test_records_cut_short_raise_batch_error(gen):
+    buf = gen.v2_batch([(gen.T0, b"k", b"v" * 300, [])])
+    struct.pack_into(">i", buf, 57, 2)  # claims two records, holds one
+    struct.pack_into(">I", buf, 17, crc32c.crc32c(bytes(buf[21:])))
+    with pytest.raises(BatchError, match="runs past the end"):
+        decode_records(read_batch_header(buf), buf, 0)
