@@ -261,6 +261,13 @@ class SegmentWalk:
         magics = (b"\x02", b"\x01", b"\x00") if self.legacy_seen else (b"\x02",)
         p = pos
         while p <= n - 17:
+            if self.legacy_seen and not buf[p + 8 : p + 12].strip(b"\0"):
+                # a zero run: a header's length field is never zero, so jump near its end
+                z = self._first_nonzero(p + 8)
+                if z is None:
+                    return None
+                p = max(p + 1, z - 11)
+                continue
             hits = [i for i in (buf.find(m, p + 16, n) for m in magics) if i >= 0]
             if not hits:
                 return None
@@ -268,6 +275,14 @@ class SegmentWalk:
             if self.size_at(q, strict=True):
                 return q
             p = q + 1
+        return None
+
+    def _first_nonzero(self, pos: int) -> int | None:
+        for p in range(pos, self.n, ZERO_CHUNK):
+            chunk = self.buf[p : min(p + ZERO_CHUNK, self.n)]
+            rest = chunk.lstrip(b"\0")
+            if rest:
+                return p + len(chunk) - len(rest)
         return None
 
     def _all_zero(self, pos: int) -> bool:
