@@ -51,7 +51,7 @@ from pipeline.registry import Chunk, ParseContext, Parser, Probe, dump_command, 
 from pipeline.tables import BOOL, I32, I64, STR, STR_LIST, TIMESTAMP, declare
 
 PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
-SEGMENT_NAME = re.compile(r"^(?P<base>\d{20})\.log$")
+SEGMENT_NAME = re.compile(r"^(?P<base>\d{20})\.log(?:\.gz)?$")  # .gz: a bundle may compress files
 INDEX_NAME = re.compile(r"^\d{20}\.(index|timeindex|txnindex)$")
 BATCH_HEADER = BATCH_HEADER_BYTES  # magic 2 record batch header, bytes
 MIN_LENGTH = {0: 14, 1: 22, 2: BATCH_HEADER_BYTES - LOG_OVERHEAD}  # smallest length field per magic
@@ -531,6 +531,11 @@ class IndexCheck:
     time_entries: int = 0
 
 
+def _sibling(log_path: Path, suffix: str) -> Path:
+    """``<base>.index`` etc. beside ``<base>.log`` (or ``<base>.log.gz``)."""
+    return log_path.with_name(log_path.name.split(".", 1)[0] + suffix)
+
+
 def check_indexes(log_path: Path, base: int, batches: list[tuple[int, int, int, int | None]]) -> IndexCheck:
     """Check ``.index``/``.timeindex`` beside ``log_path`` against ``batches`` given as
     (position, base_offset, last_offset, max_timestamp) in file order.
@@ -544,7 +549,7 @@ def check_indexes(log_path: Path, base: int, batches: list[tuple[int, int, int, 
     out = IndexCheck()
     by_pos = {b[0]: b for b in batches}
     last_offset = batches[-1][2] if batches else None
-    idx = log_path.with_suffix(".index")
+    idx = _sibling(log_path, ".index")
     if idx.is_file():
         entries = read_offset_index(idx)
         out.offset_entries = len(entries)
@@ -577,7 +582,7 @@ def check_indexes(log_path: Path, base: int, batches: list[tuple[int, int, int, 
                     )
                 )
             prev = (rel, position)
-    tidx = log_path.with_suffix(".timeindex")
+    tidx = _sibling(log_path, ".timeindex")
     if tidx.is_file():
         entries = read_time_index(tidx)
         out.time_entries = len(entries)
@@ -654,7 +659,7 @@ def _index_start(path: Path | None, position: int) -> int:
     """Greatest ``.index`` position at or before ``position`` (0 without an index)."""
     if path is None:
         return 0
-    idx = path.with_suffix(".index")
+    idx = _sibling(path, ".index")
     if not idx.is_file():
         return 0
     start = 0
@@ -781,7 +786,7 @@ class SegmentParser(Parser):
 
     def parse(self, ctx: ParseContext) -> Iterator[Chunk]:
         topic, partition = partition_of(ctx.name) or partition_of(ctx.path.as_posix()) or ("", -1)
-        seg_name = PurePosixPath(ctx.name).name
+        seg_name = PurePosixPath(ctx.name).name.removesuffix(".gz")
         m = SEGMENT_NAME.match(seg_name)
         seg_base = int(m["base"]) if m else None
         topic_id = read_topic_id(ctx.path.parent)

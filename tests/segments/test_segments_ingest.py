@@ -3,6 +3,7 @@ library laid out as a broker does, every value equal to kafka-python's reader.""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import polars as pl
@@ -286,6 +287,16 @@ def test_gzipped_segment(tmp_path):
     (d / "00000000000000000100.log").write_bytes(gzip.compress((GENERATED / ORDERS).read_bytes()))
     tables, ctx = parse(d / "00000000000000000100.log")
     assert tables["segment_batches"].height == 22 and ctx.errors == []
+    # named .log.gz, with its index beside it
+    f = d / "00000000000000000100.log.gz"
+    (d / "00000000000000000100.log").rename(f)
+    idx = bytearray((GENERATED / ORDERS).with_suffix(".index").read_bytes())
+    struct.pack_into(">i", idx, 4, 1)  # entry 0 now points at position 1: the cross-check must see it
+    (d / "00000000000000000100.index").write_bytes(bytes(idx))
+    assert detect(Probe.of(f, "orders.eu-west_1-3/00000000000000000100.log.gz")) is SegmentParser
+    tables, ctx = parse(f)
+    assert tables["segment_batches"]["segment"].unique().to_list() == ["00000000000000000100.log"]
+    assert [(e.position, e.what) for e in ctx.errors] == [(1, "index_mismatch")]
 
 
 def test_empty_segment(tmp_path):
