@@ -231,7 +231,16 @@ class SegmentWalk:
         if magic not in MIN_LENGTH:
             return None
         length = _i32(buf, pos + 8)
-        if length < MIN_LENGTH[magic] or pos + LOG_OVERHEAD + length > n:
+        if length < MIN_LENGTH[magic] or pos + LOG_OVERHEAD + length > n or buf[pos] & 0x80:
+            return None  # too short, past the end, or a negative base offset
+        if magic == 2:
+            # cheap header sanity before a CRC over up to ``length`` bytes: known attribute
+            # bits (codec 0-4, timestamp type, transactional, control, delete horizon),
+            # non-negative last offset delta and record count
+            attrs = int.from_bytes(buf[pos + 21 : pos + 23], "big")
+            if attrs & 0xFF80 or attrs & 0x07 > 4 or buf[pos + 23] & 0x80 or buf[pos + 57] & 0x80:
+                return None
+        elif buf[pos + 17] & 0xF4:  # legacy attributes: codec 0-3 and the timestamp type bit
             return None
         end = pos + LOG_OVERHEAD + length
         if strict:
