@@ -101,3 +101,31 @@ def test_damage_is_printed_in_place(tmp_path):
         f"!! position: {REF[-1]['position']} skipped: 30 truncated_tail (info): partial batch at the end: 30 bytes; "
         f"the batch claims {REF[-1]['size']} bytes"
     )
+
+
+def test_dump_a_real_broker_segment(corpus_dir):
+    f = corpus_dir / "TestTopicPatient-0/00000000000000000000.log"
+    res = CliRunner().invoke(cli, ["dump", "segment", str(f), "--records"])
+    assert res.exit_code == 0
+    assert res.stdout.splitlines()[2:4] == [
+        "baseOffset: 0 lastOffset: 0 count: 1 baseSequence: 0 lastSequence: 0 producerId: 1 producerEpoch: 0 "
+        "partitionLeaderEpoch: 0 isTransactional: false isControl: false position: 0 CreateTime: 1769792698283 "
+        "size: 1901 magic: 2 compresscodec: none crc: 3321075021 isvalid: true messageIds: []",
+        "| offset: 0 CreateTime: 1769792698283 keySize: -1 valueSize: 1831 sequence: 0 headerKeys: [] headers: []",
+    ]
+    res = CliRunner().invoke(cli, ["dump", "segment", str(f), "--position", "1901", "--bytes", "976", "--batches-only"])
+    assert res.stdout.splitlines()[2].startswith("baseOffset: 1 lastOffset: 1 count: 1 ")
+    assert res.stdout.splitlines()[2].endswith("size: 976 magic: 2 compresscodec: none crc: 2459829793 isvalid: true")
+
+
+def test_inspect_summarises_a_segment(corpus_dir):
+    f = corpus_dir / "__cluster_metadata-0/00000000000000000000.log"
+    res = CliRunner().invoke(cli, ["inspect", str(f), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    (doc,) = json.loads(res.stdout)
+    assert (doc["kind"], doc["segment_batches_rows"], doc["segment_records_rows"], doc["errors"]) == (
+        "segment",
+        4814,
+        4929,
+        0,
+    )
