@@ -44,6 +44,7 @@ from pipeline.ingest.records import (
     decode_records,
     header_text,
     legacy_inner_messages,
+    message_ids,
     read_legacy_message,
 )
 from pipeline.manifest import DEFAULT_MESSAGE_ID_HEADER
@@ -652,18 +653,6 @@ class Coverage:
         return "; ".join(notes) or None
 
 
-def message_ids_of(records: list[Record], header_name: str) -> list[str]:
-    out = []
-    for r in records:
-        for k, v in r.headers:
-            if k == header_name:
-                t = header_text(v)
-                if t is not None:
-                    out.append(t)
-                break
-    return out
-
-
 def _index_start(path: Path | None, position: int) -> int:
     """Greatest ``.index`` position at or before ``position`` (0 without an index)."""
     if path is None:
@@ -730,7 +719,7 @@ def _covering(buf, position: int, nbytes: int, start: int, records: bool, header
                     cov.errors.append(f"batch at {item.position}: records not readable: {exc}")
                     continue
                 cov.records[item.position] = recs
-                cov.message_ids[item.position] = message_ids_of(recs, header_name)
+                cov.message_ids[item.position] = message_ids(recs, header_name)
     finally:
         walk.close()
     return cov
@@ -1169,7 +1158,7 @@ def dump_segment(
                 if decode and item.crc_valid:
                     try:
                         recs = walk.records(item)
-                        mids = message_ids_of(recs, message_id_header)
+                        mids = message_ids(recs, message_id_header)
                     except BatchError as exc:
                         echo(f"!! position: {item.position} records not readable: {exc}")
                 line = _batch_line(item)
