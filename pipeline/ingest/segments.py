@@ -514,22 +514,19 @@ def read_topic_id(directory: Path) -> str | None:
 def read_offset_index(path: Path) -> list[tuple[int, int]]:
     """``.index`` entries (relative offset i32, position i32); zero slots of a preallocated
     index are dropped."""
-    data = path.read_bytes()
-    data = data[: len(data) - len(data) % 8]
-    entries = list(struct.iter_unpack(">ii", data))
-    while entries and entries[-1] == (0, 0):
-        entries.pop()
-    return entries
+    return list(struct.iter_unpack(">ii", _used(path.read_bytes(), 8)))
 
 
 def read_time_index(path: Path) -> list[tuple[int, int]]:
     """``.timeindex`` entries (timestamp ms i64, relative offset i32), padding dropped."""
-    data = path.read_bytes()
-    data = data[: len(data) - len(data) % 12]
-    entries = list(struct.iter_unpack(">qi", data))
-    while entries and entries[-1] == (0, 0):
-        entries.pop()
-    return entries
+    return list(struct.iter_unpack(">qi", _used(path.read_bytes(), 12)))
+
+
+def _used(data: bytes, entry: int) -> bytes:
+    """The entries of an index file up to its last non-zero byte (Kafka preallocates
+    index files and fills them with zeros)."""
+    used = len(data.rstrip(b"\0"))
+    return data[: min(-(-used // entry) * entry, len(data) - len(data) % entry)]
 
 
 @dataclass

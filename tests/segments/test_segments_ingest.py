@@ -3,6 +3,7 @@ library laid out as a broker does, every value equal to kafka-python's reader.""
 
 from __future__ import annotations
 
+import shutil
 import struct
 from pathlib import Path
 
@@ -353,3 +354,21 @@ def test_copy_corpus_is_not_modified(corpus_dir):
     before = sorted(p.name for p in corpus_dir.rglob("*"))
     parse(corpus_dir / "TestTopicPatient-0/00000000000000000000.log")
     assert sorted(p.name for p in corpus_dir.rglob("*")) == before
+
+
+def test_preallocated_index_files(tmp_path):
+    """An active segment's index files are preallocated (10 MiB) and zero-filled."""
+    from pipeline.ingest.segments import read_offset_index, read_time_index
+
+    d = tmp_path / "orders.eu-west_1-3"
+    d.mkdir()
+    shutil.copyfile(GENERATED / ORDERS, d / "00000000000000000100.log")
+    for ext in (".index", ".timeindex"):
+        raw = (GENERATED / ORDERS).with_suffix(ext).read_bytes()
+        (d / f"00000000000000000100{ext}").write_bytes(raw + bytes(10 * 1024 * 1024 - len(raw)))
+    log = d / "00000000000000000100.log"
+    assert read_offset_index(log.with_suffix(".index")) == read_offset_index((GENERATED / ORDERS).with_suffix(".index"))
+    assert len(read_offset_index(log.with_suffix(".index"))) == 6
+    assert len(read_time_index(log.with_suffix(".timeindex"))) == 2
+    _, ctx = parse(log)
+    assert ctx.errors == []
