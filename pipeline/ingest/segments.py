@@ -1116,9 +1116,13 @@ def dump_segment(
         echo(f"Log starting offset: {int(m['base'])}")
     if position is not None:
         cov = batches_covering(file, position, nbytes or 0, records=decode, header_name=message_id_header)
-        for d in cov.damage:
-            echo(f"!! position: {d.position} skipped: {d.skipped_bytes} {d.what} ({d.severity}): {d.message}")
-        for b in cov.batches:
+        for item in sorted([*cov.damage, *cov.batches], key=lambda x: x.position):
+            if isinstance(item, Damage):
+                echo(
+                    f"!! position: {item.position} skipped: {item.skipped_bytes} {item.what} ({item.severity}): {item.message}"
+                )
+                continue
+            b = item
             mids = cov.message_ids.get(b.position) if decode else None
             line = _batch_line(b)
             if mids is not None:

@@ -129,3 +129,23 @@ def test_inspect_summarises_a_segment(corpus_dir):
         4929,
         0,
     )
+
+
+def test_a_write_over_a_damaged_batch(tmp_path):
+    d = tmp_path / "t-0"
+    d.mkdir()
+    f = d / "00000000000000000100.log"
+    data = bytearray(SRC.read_bytes())
+    k = 2
+    data[REF[k]["position"] + 16] = 9  # bad magic, sane length
+    f.write_bytes(bytes(data))
+    p = REF[k - 1]["position"]
+    n = REF[k - 1]["size"] + REF[k]["size"] + REF[k + 1]["size"]
+    res = CliRunner().invoke(cli, ["dump", "segment", str(f), "--position", p, "--bytes", n])
+    lines = res.stdout.splitlines()[2:]
+    assert [line.split(" lastOffset")[0] for line in lines] == [
+        "baseOffset: 104",
+        f"!! position: {REF[k]['position']} skipped: {REF[k]['size']} corrupt_batch (error): corrupt batch (bad magic 9) "
+        f"of {REF[k]['size']} bytes skipped by its length; next batch at {REF[k + 1]['position']}",
+        "baseOffset: 112",
+    ]
