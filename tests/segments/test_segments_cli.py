@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pipeline.cli import cli
 
 pytest.importorskip("kafka")
-from conftest import GENERATED, reference_batches  # noqa: E402
+from segments_testlib import GENERATED, reference_batches  # noqa: E402
 from test_segments_ingest import ORDERS  # noqa: E402
 
 SRC = GENERATED / ORDERS

@@ -12,7 +12,7 @@ import pytest
 from pipeline.ingest.segments import SegmentWalk
 
 pytest.importorskip("kafka")
-from conftest import GENERATED, reference_batches  # noqa: E402
+from segments_testlib import GENERATED, reference_batches  # noqa: E402
 from test_segments_ingest import ORDERS, parse  # noqa: E402
 
 REF = reference_batches((GENERATED / ORDERS).read_bytes()) if (GENERATED / ORDERS).exists() else []
@@ -202,7 +202,7 @@ def test_legacy_segment_resyncs_across_zeros_quickly(tmp_path):
     in C, not byte by byte."""
     import time
 
-    from conftest import GENERATED as G
+    from segments_testlib import GENERATED as G
 
     legacy = (G / "legacy-topic-0/00000000000000000000.log").read_bytes()
     first = 74  # the first magic 0 message

@@ -16,7 +16,7 @@ from pipeline.registry import ParseContext, Probe, detect
 from pipeline.runner import check_frame
 
 pytest.importorskip("kafka")
-from conftest import GENERATED, reference_batches  # noqa: E402
+from segments_testlib import GENERATED, reference_batches  # noqa: E402
 
 CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
 

@@ -23,7 +23,7 @@ from pipeline.ingest.records import (
 )
 
 pytest.importorskip("kafka")
-from conftest import T_CODECS, reference_batches  # noqa: E402
+from segments_testlib import T_CODECS, reference_batches  # noqa: E402
 
 
 @pytest.mark.parametrize("codec", T_CODECS)
