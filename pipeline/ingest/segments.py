@@ -53,6 +53,7 @@ from pipeline.tables import BOOL, I32, I64, STR, STR_LIST, TIMESTAMP, declare
 
 PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
 SEGMENT_NAME = re.compile(r"^(?P<base>\d{20})\.log(?:\.gz)?$")  # .gz: a bundle may compress files
+LOOSE_NAME = re.compile(r"(?:^|\D)(?P<base>\d{20})\.log$")  # a base offset ending any other name
 INDEX_NAME = re.compile(r"^\d{20}\.(index|timeindex|txnindex)$")
 BATCH_HEADER = BATCH_HEADER_BYTES  # magic 2 record batch header, bytes
 MIN_LENGTH = {0: 14, 1: 22, 2: BATCH_HEADER_BYTES - LOG_OVERHEAD}  # smallest length field per magic
@@ -194,6 +195,25 @@ class Damage:
     message: str
 
 
+def header_sane(buf, pos: int) -> bool:
+    """Cheap checks of the batch or legacy header at ``pos`` (at least 61 bytes there for
+    magic 2, 18 for legacy): known magic, length at least a header, non-negative base
+    offset; magic 2: known attribute bits (codec 0-4, timestamp type, transactional,
+    control, delete horizon), non-negative last offset delta and record count; legacy:
+    codec 0-3 and the timestamp type bit only."""
+    if len(buf) - pos < 18:
+        return False
+    magic = buf[pos + 16]
+    if magic not in MIN_LENGTH or _i32(buf, pos + 8) < MIN_LENGTH[magic] or buf[pos] & 0x80:
+        return False
+    if magic == 2:
+        if len(buf) - pos < BATCH_HEADER:
+            return False
+        attrs = int.from_bytes(buf[pos + 21 : pos + 23], "big")
+        return not (attrs & 0xFF80 or attrs & 0x07 > 4 or buf[pos + 23] & 0x80 or buf[pos + 57] & 0x80)
+    return not buf[pos + 17] & 0xF4
+
+
 def _u32(buf, pos: int) -> int:
     return int.from_bytes(buf[pos : pos + 4], "big")
 
@@ -232,16 +252,7 @@ class SegmentWalk:
         if magic not in MIN_LENGTH:
             return None
         length = _i32(buf, pos + 8)
-        if length < MIN_LENGTH[magic] or pos + LOG_OVERHEAD + length > n or buf[pos] & 0x80:
-            return None  # too short, past the end, or a negative base offset
-        if magic == 2:
-            # cheap header sanity before a CRC over up to ``length`` bytes: known attribute
-            # bits (codec 0-4, timestamp type, transactional, control, delete horizon),
-            # non-negative last offset delta and record count
-            attrs = int.from_bytes(buf[pos + 21 : pos + 23], "big")
-            if attrs & 0xFF80 or attrs & 0x07 > 4 or buf[pos + 23] & 0x80 or buf[pos + 57] & 0x80:
-                return None
-        elif buf[pos + 17] & 0xF4:  # legacy attributes: codec 0-3 and the timestamp type bit
+        if pos + LOG_OVERHEAD + length > n or not header_sane(buf, pos):
             return None
         end = pos + LOG_OVERHEAD + length
         if strict:
@@ -769,20 +780,38 @@ class SegmentParser(Parser):
 
     @classmethod
     def detect(cls, probe: Probe) -> bool:
-        if not SEGMENT_NAME.match(PurePosixPath(probe.name).name) or partition_of(probe.name) is None:
+        name, head = PurePosixPath(probe.name).name, probe.head
+        if SEGMENT_NAME.match(name) and partition_of(probe.name) is not None:
+            if len(head) == 0:
+                return True  # an empty active segment is still a segment
+            if len(head) < 17:
+                return False
+            (length,) = struct.unpack_from(">i", head, 8)
+            return head[16] in (0, 1, 2) and 14 <= length < 2**31 - 12
+        # any other *.log: only when its first batch is a sane v2 batch whose CRC checks
+        # (or, bigger than the probe, whose header is sane)
+        if not name.endswith((".log", ".log.gz")) or len(head) < BATCH_HEADER or head[16] != 2:
             return False
-        head = probe.head
-        if len(head) == 0:
-            return True  # an empty active segment is still a segment
-        if len(head) < 17:
-            return False
-        (length,) = struct.unpack_from(">i", head, 8)
-        return head[16] in (0, 1, 2) and 14 <= length < 2**31 - 12
+        if LOG_OVERHEAD + _i32(head, 8) > len(head):
+            return header_sane(head, 0)
+        walk = SegmentWalk(head)
+        try:
+            return walk.size_at(0, strict=True) is not None
+        finally:
+            walk.close()
 
     def parse(self, ctx: ParseContext) -> Iterator[Chunk]:
-        topic, partition = partition_of(ctx.name) or partition_of(ctx.path.as_posix()) or ("", -1)
+        where = partition_of(ctx.name) or partition_of(ctx.path.as_posix())
+        topic, partition = where or (None, None)
+        if where is None:
+            ctx.error(
+                0,
+                "no_partition_dir",
+                "not in a <topic>-<partition> directory: topic and partition unknown",
+                severity="info",
+            )
         seg_name = PurePosixPath(ctx.name).name.removesuffix(".gz")
-        m = SEGMENT_NAME.match(seg_name)
+        m = SEGMENT_NAME.match(seg_name) or LOOSE_NAME.search(seg_name)
         seg_base = int(m["base"]) if m else None
         topic_id = read_topic_id(ctx.path.parent)
         header_name = ctx.manifest.message_id_header

@@ -372,3 +372,22 @@ def test_preallocated_index_files(tmp_path):
     assert len(read_time_index(log.with_suffix(".timeindex"))) == 2
     _, ctx = parse(log)
     assert ctx.errors == []
+
+
+def test_a_segment_outside_a_partition_directory_is_read_by_content(corpus_dir, tmp_path):
+    """The corpus files as stored (flattened names, no partition directory): recognised by
+    their first batch's CRC; topic and partition unknown, said once as info."""
+    from segments_testlib import CORPUS, CORPUS_PREFIX
+
+    flat = CORPUS / f"{CORPUS_PREFIX}__consumer_offsets-6_00000000000000000000.log"
+    assert detect(Probe.of(flat, flat.name)) is SegmentParser
+    tables, ctx = parse(flat, name=flat.name)
+    b = tables["segment_batches"]
+    assert b.height == 13 and b["topic"].null_count() == 13 and b["partition"].null_count() == 13
+    assert b["segment_base_offset"].unique().to_list() == [0]
+    assert [(e.position, e.severity, e.what) for e in ctx.errors] == [(0, "info", "no_partition_dir")]
+    # text files named .log (broker or GC logs) are not segments
+    for text in (b"[2026-01-30 16:43:51,000] INFO starting (kafka.server.KafkaServer)\n" * 40, bytes(200)):
+        f = tmp_path / "server.log"
+        f.write_bytes(text)
+        assert detect(Probe.of(f, "server.log")) is not SegmentParser
