@@ -51,7 +51,9 @@ from pipeline.manifest import DEFAULT_MESSAGE_ID_HEADER
 from pipeline.registry import Chunk, ParseContext, Parser, Probe, dump_command, register
 from pipeline.tables import BOOL, I32, I64, STR, STR_LIST, TIMESTAMP, declare
 
-PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)$")
+# <topic>-<partition>, or the directory of a partition being deleted or moved between log
+# dirs: <topic>-<partition>.<uuid hex>-delete | -future | -stray
+PARTITION_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)(?:\.[0-9a-f]{32}-(?:delete|future|stray))?$")
 SEGMENT_NAME = re.compile(r"^(?P<base>\d{20})\.log(?:\.gz)?$")  # .gz: a bundle may compress files
 LOOSE_NAME = re.compile(r"(?:^|\D)(?P<base>\d{20})\.log$")  # a base offset ending any other name
 INDEX_NAME = re.compile(r"^\d{20}\.(index|timeindex|txnindex)$")

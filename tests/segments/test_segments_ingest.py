@@ -314,6 +314,8 @@ def test_partition_names_split_at_the_last_dash():
         "my.topic-with-dashes_and_underscores",
         12,
     )
+    assert partition_of("orders-7.3b1f0c9d2e8a4f6b8c0d1e2f3a4b5c6d-delete/00000000000000000000.log") == ("orders", 7)
+    assert partition_of("orders-7.3b1f0c9d2e8a4f6b8c0d1e2f3a4b5c6d-future/00000000000000000000.log") == ("orders", 7)
     assert partition_of("00000000000000000000.log") is None
     assert partition_of("topic/00000000000000000000.log") is None
 
