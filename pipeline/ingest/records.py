@@ -116,6 +116,8 @@ def bounded_decompress(codec: str, data: bytes | memoryview, max_bytes: int = MA
             raise BatchError(f"gzip data is corrupt: {exc}") from None
         if len(out) > max_bytes or d.unconsumed_tail:
             raise BatchError(f"gzip data expands beyond {max_bytes} bytes")
+        if not d.eof:
+            raise BatchError("gzip data is cut short")
         return out
     if codec == "snappy":
         if bytes(data[:8]) == XERIAL_MAGIC:
@@ -180,6 +182,14 @@ class Record:
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     """Zig-zag varint (records use signed zig-zag encoding)."""
+    if pos + 1 < len(buf):
+        b = buf[pos]
+        if b < 0x80:  # one byte: the common case for deltas and counts
+            return (b >> 1) ^ -(b & 1), pos + 1
+        c = buf[pos + 1]
+        if c < 0x80:  # two bytes: record and value lengths up to 8 KiB
+            v = (b & 0x7F) | (c << 7)
+            return (v >> 1) ^ -(v & 1), pos + 2
     result = shift = 0
     while True:
         if pos >= len(buf):
@@ -206,25 +216,79 @@ def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
 def decode_records(
     header: BatchHeader, buf: bytes | memoryview, pos: int, max_bytes: int = MAX_DECOMPRESSED
 ) -> list[Record]:
-    """Decode the records of the batch at ``pos`` (decompressing, bounded)."""
+    """Decode the records of the batch at ``pos`` (decompressing, bounded). In a
+    LogAppendTime batch every record's timestamp is the batch's max timestamp (the broker's
+    append time), as Kafka's ``DefaultRecordBatch`` reads it."""
     end = pos + header.size
     if end > len(buf):
         raise BatchError(f"batch of {header.size} bytes runs past the end of the data", pos)
     body = bounded_decompress(header.compression, buf[pos + BATCH_HEADER_BYTES : end], max_bytes)
+    try:
+        return _decode_body(header, body)
+    except IndexError:
+        raise BatchError("a record runs past the end of the batch", len(body)) from None
+
+
+def _decode_body(header: BatchHeader, body: bytes) -> list[Record]:
+    """The record loop. Varints are read inline when they fit in one byte (lengths, deltas
+    and counts nearly always do); ``_varint`` takes the rest. Reading past the end raises
+    IndexError, turned into :class:`BatchError` by the caller."""
+    n = len(body)
     records: list[Record] = []
+    append = records.append
+    base_offset = header.base_offset
+    fixed_ts = header.max_timestamp if header.attributes & 0x08 else None  # LogAppendTime
+    first_ts = header.first_timestamp
+    varint = _varint
     p = 0
     for _ in range(header.records_count):
         start = p
-        length, p = _varint(body, p)
-        rec_end = p + length
-        if length < 0 or rec_end > len(body):
+        b = body[p]
+        if b < 0x80:
+            length, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            length, p = varint(body, p)
+        fields_start, rec_end = p, p + length
+        if length < 0 or rec_end > n:
             raise BatchError(f"record of {length} bytes runs past the end of the batch", p)
         p += 1  # attributes
-        ts_delta, p = _varint(body, p)
-        off_delta, p = _varint(body, p)
-        key, p = _bytes(body, p)
-        value, p = _bytes(body, p)
-        n_headers, p = _varint(body, p)
+        b = body[p]
+        if b < 0x80:
+            ts_delta, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            ts_delta, p = varint(body, p)
+        b = body[p]
+        if b < 0x80:
+            off_delta, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            off_delta, p = varint(body, p)
+        b = body[p]
+        if b < 0x80:
+            k, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            k, p = varint(body, p)
+        if k < 0:
+            key = None
+        else:
+            if p + k > n:
+                raise BatchError(f"field of {k} bytes runs past the end of the record", p)
+            key, p = body[p : p + k], p + k
+        b = body[p]
+        if b < 0x80:
+            k, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            k, p = varint(body, p)
+        if k < 0:
+            value = None
+        else:
+            if p + k > n:
+                raise BatchError(f"field of {k} bytes runs past the end of the record", p)
+            value, p = body[p : p + k], p + k
+        b = body[p]
+        if b < 0x80:
+            n_headers, p = (b >> 1) ^ -(b & 1), p + 1
+        else:
+            n_headers, p = varint(body, p)
         if n_headers < 0 or n_headers > length:
             raise BatchError(f"record claims {n_headers} headers", p)
         hdrs: list[tuple[str, bytes | None]] = []
@@ -233,12 +297,19 @@ def decode_records(
             hv, p = _bytes(body, p)
             hdrs.append(((hk or b"").decode("utf-8", "replace"), hv))
         if p != rec_end:
-            raise BatchError(f"record length {length} disagrees with its fields ({p - start} bytes read)", p)
-        records.append(
-            Record(header.base_offset + off_delta, header.first_timestamp + ts_delta, key, value, hdrs, start)
+            raise BatchError(f"record length {length} disagrees with its fields ({p - fields_start} bytes read)", p)
+        append(
+            Record(
+                base_offset + off_delta,
+                fixed_ts if fixed_ts is not None else first_ts + ts_delta,
+                key,
+                value,
+                hdrs,
+                start,
+            )
         )
-    if p != len(body):
-        raise BatchError(f"{len(body) - p} bytes left after {header.records_count} records", p)
+    if p != n:
+        raise BatchError(f"{n - p} bytes left after {header.records_count} records", p)
     return records
 
 
