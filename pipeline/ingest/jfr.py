@@ -204,7 +204,7 @@ class _Extract:
                 if not starts:
                     continue
                 cols = self._columns(chunk, t, bodies)
-                f = lambda *n: _field(t, *n)  # noqa: E731
+                f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
                     starts,
@@ -223,7 +223,9 @@ class _Extract:
                     zeros if i_cls is None else cols[i_cls], lambda k, c=chunk: rec.class_name(k, c)
                 )
                 adr = np.asarray(zeros if i_adr is None else cols[i_adr], np.int64)
-                part["monitor_address"] = pl.Series([f"0x{a & 0xFFFFFFFFFFFFFFFF:016x}" if a else None for a in adr.tolist()], dtype=pl.Utf8)
+                part["monitor_address"] = pl.Series(
+                    [f"0x{a & 0xFFFFFFFFFFFFFFFF:016x}" if a else None for a in adr.tolist()], dtype=pl.Utf8
+                )
                 owner = self._threads(chunk, zeros if i_own is None else cols[i_own])
                 part["owner_tid"] = owner["tid"]
                 part["owner_name"] = owner["thread_name"]
@@ -236,9 +238,16 @@ class _Extract:
                 if not starts:
                     continue
                 cols = self._columns(chunk, t, bodies)
-                f = lambda *n: _field(t, *n)  # noqa: E731
+                f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
-                    name, starts, cols, t, chunk, start=f("startTime"), thread=f("sampledThread", "eventThread"), stack=f("stackTrace")
+                    name,
+                    starts,
+                    cols,
+                    t,
+                    chunk,
+                    start=f("startTime"),
+                    thread=f("sampledThread", "eventThread"),
+                    stack=f("stackTrace"),
                 )
                 i_state = f("state")
                 if i_state is None:
@@ -259,13 +268,23 @@ class _Extract:
                 if not starts:
                     continue
                 cols = self._columns(chunk, t, bodies)
-                f = lambda *n: _field(t, *n)  # noqa: E731
+                f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
-                    name, starts, cols, t, chunk, start=f("startTime"), span=f("duration"), thread=f("eventThread"), stack=f("stackTrace")
+                    name,
+                    starts,
+                    cols,
+                    t,
+                    chunk,
+                    start=f("startTime"),
+                    span=f("duration"),
+                    thread=f("eventThread"),
+                    stack=f("stackTrace"),
                 )
                 i_path, i_bytes = f("path"), f("bytesWritten")
                 n = len(starts)
-                part["path"] = pl.Series([rec.string(v, chunk) for v in cols[i_path]] if i_path is not None else [None] * n, dtype=pl.Utf8)
+                part["path"] = pl.Series(
+                    [rec.string(v, chunk) for v in cols[i_path]] if i_path is not None else [None] * n, dtype=pl.Utf8
+                )
                 part["bytes"] = pl.Series(list(cols[i_bytes]) if i_bytes is not None else [None] * n, dtype=pl.Int64)
                 yield part
 
@@ -462,7 +481,9 @@ def _render(rec: Recording, chunk: Chunk, t: TypeDesc, vals: list) -> dict:
         tname = chunk.types[f.type_id].name
         if f.name == "startTime":
             ns = rec.ticks_to_ns(v)
-            out[f.name] = dt.datetime.fromtimestamp(ns // 10**9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 10**9:09d}Z"
+            out[f.name] = (
+                dt.datetime.fromtimestamp(ns // 10**9, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns % 10**9:09d}Z"
+            )
         elif f.name == "duration":
             out["duration_ns"] = rec.span_to_ns(v)
         elif f.constant_pool and not f.array:
@@ -470,7 +491,9 @@ def _render(rec: Recording, chunk: Chunk, t: TypeDesc, vals: list) -> dict:
                 out[f.name] = None
             elif tname == "java.lang.Thread":
                 th = rec.thread(v, chunk)
-                out[f.name] = None if th is None else f"{th.get('javaName') or th.get('osName')} (tid {th.get('osThreadId')})"
+                out[f.name] = (
+                    None if th is None else f"{th.get('javaName') or th.get('osName')} (tid {th.get('osThreadId')})"
+                )
             elif tname == "java.lang.Class":
                 out[f.name] = rec.class_name(v, chunk)
             elif tname == "jdk.types.StackTrace":
@@ -492,7 +515,9 @@ def _render(rec: Recording, chunk: Chunk, t: TypeDesc, vals: list) -> dict:
 @dump_command
 @click.command("jfr")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--events", "names", default=None, help="Comma-separated event type names to print, e.g. jdk.JavaMonitorEnter.")
+@click.option(
+    "--events", "names", default=None, help="Comma-separated event type names to print, e.g. jdk.JavaMonitorEnter."
+)
 @click.option("--limit", default=0, show_default="no limit", help="Print at most this many events per type.")
 def dump_jfr(file: Path, names: str | None, limit: int) -> None:
     """Chunks and event counts of a JFR recording; with --events, the events themselves (JSON lines)."""

@@ -209,7 +209,10 @@ def read_string(buf, pos: int, compressed: bool = True):
     if compressed:
         n, pos = read_varint(buf, pos)
     else:
-        n, pos = int.from_bytes(buf[pos : pos + (8 if tag == 2 else 4)], "big", signed=True), pos + (8 if tag == 2 else 4)
+        n, pos = (
+            int.from_bytes(buf[pos : pos + (8 if tag == 2 else 4)], "big", signed=True),
+            pos + (8 if tag == 2 else 4),
+        )
     if tag == 2:
         return ("$ref", n), pos
     if tag == 3:
@@ -283,11 +286,15 @@ def read_metadata(buf, header: ChunkHeader) -> dict[int, TypeDesc]:
                     )
                 )
             tid = int(cattrs["id"])
-            types[tid] = TypeDesc(tid, cattrs["name"], cattrs.get("superType"), cattrs.get("simpleType") == "true", fields)
+            types[tid] = TypeDesc(
+                tid, cattrs["name"], cattrs.get("superType"), cattrs.get("simpleType") == "true", fields
+            )
     # annotation keys are type ids: give them names
     for t in types.values():
         for f in t.fields:
-            f.annotations = {types[int(k)].name if k.isdigit() and int(k) in types else k: v for k, v in f.annotations.items()}
+            f.annotations = {
+                types[int(k)].name if k.isdigit() and int(k) in types else k: v for k, v in f.annotations.items()
+            }
     return types
 
 
@@ -366,7 +373,9 @@ class Codec:
     def _as_field(self, type_id: int) -> FieldDesc | None:
         """A primitive type (or java.lang.String) seen as one field, for pools of such values."""
         t = self.types[type_id]
-        if not t.fields and (t.name in PRIMITIVE_WIDTH or t.name in BYTE_TYPES or t.name in ("float", "double", STRING_TYPE)):
+        if not t.fields and (
+            t.name in PRIMITIVE_WIDTH or t.name in BYTE_TYPES or t.name in ("float", "double", STRING_TYPE)
+        ):
             return FieldDesc("value", type_id, False, False)
         return None
 
@@ -566,14 +575,26 @@ def split_chunks(buf) -> tuple[list[ChunkHeader], list[Problem]]:
                 raise
             problems.append(Problem(pos, "bad_chunk", exc.message, "data_loss", n - pos))
             break
-        if h.size < HEADER_SIZE or h.state == 255 or h.size == IN_PROGRESS_SIZE or h.end > n or h.checkpoint_offset == 0:
+        if (
+            h.size < HEADER_SIZE
+            or h.state == 255
+            or h.size == IN_PROGRESS_SIZE
+            or h.end > n
+            or h.checkpoint_offset == 0
+        ):
             why = (
                 "recording was still being written (chunk not finished)"
                 if h.state == 255 or h.size == IN_PROGRESS_SIZE or h.checkpoint_offset == 0
                 else f"chunk declares {h.size} bytes but only {n - pos} remain"
             )
             problems.append(
-                Problem(pos, "truncated_chunk", f"chunk {len(headers) + 1} is incomplete: {why}; its events are not read", "data_loss", n - pos)
+                Problem(
+                    pos,
+                    "truncated_chunk",
+                    f"chunk {len(headers) + 1} is incomplete: {why}; its events are not read",
+                    "data_loss",
+                    n - pos,
+                )
             )
             break
         headers.append(h)
@@ -803,7 +824,9 @@ class Recording:
             name = None
             if ni is not None:
                 f = t.fields[ni]
-                name = self.simple(c.types[f.type_id].name, vals[ni], c) if f.constant_pool else self.string(vals[ni], c)
+                name = (
+                    self.simple(c.types[f.type_id].name, vals[ni], c) if f.constant_pool else self.string(vals[ni], c)
+                )
             out = f"{cls}.{name}" if cls else (name or "?")
         self._resolved[cache_key] = out
         return out

@@ -76,10 +76,13 @@ def _frames(st: dict | None) -> list[str] | None:
     return out
 
 
-def compare(path: Path) -> dict[str, int]:
-    """Assert our rows equal jfr print's for every ingested event type; return counts."""
+def compare(path: Path, depth: int = 8) -> dict[str, int]:
+    """Assert our rows equal jfr print's for every ingested event type; return counts.
+
+    Stacks are compared on the top ``depth`` frames (we keep 8).
+    """
     tables, _ctx = ours(path)
-    ref = jfr_print(path, list(INGESTED_EVENTS))
+    ref = jfr_print(path, list(INGESTED_EVENTS), depth)
     by_type: dict[str, list[dict]] = {}
     for e in ref:
         by_type.setdefault(e["type"], []).append(e["values"])
@@ -97,12 +100,20 @@ def compare(path: Path) -> dict[str, int]:
             assert len(got) == len(want), (path.name, typ, len(got), len(want))
             # jfr print does not keep file order: pair events by their content
             tk = "sampledThread" if table == "thread_samples" else "eventThread"
-            want.sort(key=lambda w: (instant_ns(w["startTime"]), span_ns(w.get("duration", "PT0S")), str(_thread(w.get(tk)))))
-            got.sort(key=lambda g: (g.get("at_ns") or g.get("start_ns"), g.get("duration_ns") or 0, str((g["tid"], g["java_thread_id"], g["thread_name"]))))
+            want.sort(
+                key=lambda w: (instant_ns(w["startTime"]), span_ns(w.get("duration", "PT0S")), str(_thread(w.get(tk))))
+            )
+            got.sort(
+                key=lambda g: (
+                    g.get("at_ns") or g.get("start_ns"),
+                    g.get("duration_ns") or 0,
+                    str((g["tid"], g["java_thread_id"], g["thread_name"])),
+                )
+            )
             counts[typ] = len(want)
             for g, w in zip(got, want, strict=True):
 
-                def same(what, a, b, g=g):
+                def same(what, a, b, g=g, typ=typ):
                     assert a == b, f"{path.name} {typ} at byte {g['position']}: {what}: ours {a!r} != jfr print {b!r}"
 
                 at = g["at_ns"] if table == "thread_samples" else g["start_ns"]
@@ -111,7 +122,7 @@ def compare(path: Path) -> dict[str, int]:
                 same("thread", (g["tid"], g["java_thread_id"], g["thread_name"]), _thread(thread))
                 frames = _frames(w.get("stackTrace"))
                 if frames is not None:  # jfr print leaves a stack null when its pool entry is in another chunk
-                    same("stackTrace", g["top_frames"], frames)
+                    same("stackTrace", g["top_frames"][:depth], frames)
                 if table != "thread_samples":
                     same("duration", g["duration_ns"], span_ns(w["duration"]))
                 if table == "monitor_waits":
@@ -120,7 +131,11 @@ def compare(path: Path) -> dict[str, int]:
                     owner = w.get("previousOwner") or w.get("notifier")
                     same("owner", (g["owner_tid"], g["owner_name"]), (_thread(owner)[0], _thread(owner)[2]))
                     if w.get("address") is not None:
-                        same("address", int(g["monitor_address"], 16) if g["monitor_address"] else 0, w["address"] & (2**64 - 1))
+                        same(
+                            "address",
+                            int(g["monitor_address"], 16) if g["monitor_address"] else 0,
+                            w["address"] & (2**64 - 1),
+                        )
                 if table == "thread_samples":
                     same("state", g["state"], w.get("state"))
                 if table == "jvm_file_writes":
