@@ -229,6 +229,7 @@ class _Extract:
                 owner = self._threads(chunk, zeros if i_own is None else cols[i_own])
                 part["owner_tid"] = owner["tid"]
                 part["owner_name"] = owner["thread_name"]
+                part["source"] = pl.Series([self.source], dtype=pl.Utf8).gather(pl.Series(np.zeros(n, np.uint32)))
                 yield part
 
     def samples(self) -> Iterator[dict]:

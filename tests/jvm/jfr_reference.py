@@ -14,6 +14,7 @@ import polars as pl
 
 from pipeline.ingest.jfr import INGESTED_EVENTS, JfrParser
 from pipeline.registry import ParseContext
+from pipeline.runner import check_frame
 
 # The shared/ folder beside the repository checkout (KFORENSICS_CORPUS overrides, e.g. for worktrees).
 CORPUS = Path(os.environ.get("KFORENSICS_CORPUS") or Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus")
@@ -40,9 +41,9 @@ def span_ns(text: str) -> int:
     return -ns if neg else ns
 
 
-def jfr_print(path: Path, events: list[str], depth: int = 8) -> list[dict]:
+def jfr_print(path: Path, events: list[str], depth: int = 8, jfr: str | None = None) -> list[dict]:
     out = subprocess.run(
-        [JFR, "print", "--json", "--stack-depth", str(depth), "--events", ",".join(events), str(path)],
+        [jfr or JFR, "print", "--json", "--stack-depth", str(depth), "--events", ",".join(events), str(path)],
         check=True,
         capture_output=True,
     ).stdout
@@ -53,6 +54,7 @@ def ours(path: Path) -> tuple[dict[str, pl.DataFrame], ParseContext]:
     ctx = ParseContext(path, path.name, "test")
     frames: dict[str, list[pl.DataFrame]] = {}
     for table, df in JfrParser().parse(ctx):
+        check_frame(JfrParser, table, df)  # the declared contract: columns and types
         frames.setdefault(table, []).append(df)
     return {t: pl.concat(f) for t, f in frames.items()}, ctx
 
@@ -76,13 +78,13 @@ def _frames(st: dict | None) -> list[str] | None:
     return out
 
 
-def compare(path: Path, depth: int = 8) -> dict[str, int]:
+def compare(path: Path, depth: int = 8, jfr: str | None = None) -> dict[str, int]:
     """Assert our rows equal jfr print's for every ingested event type; return counts.
 
     Stacks are compared on the top ``depth`` frames (we keep 8).
     """
     tables, _ctx = ours(path)
-    ref = jfr_print(path, list(INGESTED_EVENTS), depth)
+    ref = jfr_print(path, list(INGESTED_EVENTS), depth, jfr)
     by_type: dict[str, list[dict]] = {}
     for e in ref:
         by_type.setdefault(e["type"], []).append(e["values"])
