@@ -1,0 +1,117 @@
+"""The committed JDK 17 run of fixtures/jvm/KafkaLockSim.java, checked without a JDK.
+
+``kafka-lock-sim-jdk17.jfr-print.json`` holds what the JDK's ``jfr print --json`` said
+about the recording when fixtures/jvm/jdk_runs.py made it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import cli
+from pipeline.ingest.jfr_format import Recording
+from tests.jvm.jfr_reference import CORPUS, instant_ns, ours, span_ns
+
+GENERATED = Path(__file__).resolve().parents[2] / "fixtures" / "jvm" / "generated"
+JFR_FILE = GENERATED / "kafka-lock-sim-jdk17.jfr"
+pytestmark = pytest.mark.skipif(not JFR_FILE.exists(), reason="generated fixtures absent")
+
+
+def test_rows_equal_recorded_jfr_print():
+    ref = json.loads((GENERATED / "kafka-lock-sim-jdk17.jfr-print.json").read_text())
+    tables, ctx = ours(JFR_FILE)
+    assert [e.what for e in ctx.errors] == ["recording"]
+    want = sorted(
+        (t, instant_ns(st), span_ns(du), tid, name, cls.replace("/", ".") if cls else None, path, nbytes)
+        for t, st, du, tid, name, cls, path, nbytes in ref["rows"]
+    )
+    mw = tables["monitor_waits"].filter(pl.col("event_type") == "jdk.JavaMonitorEnter")
+    fw = tables["jvm_file_writes"]
+    got = sorted(
+        [
+            (
+                r["event_type"],
+                r["start_ns"],
+                r["duration_ns"],
+                r["tid"],
+                r["thread_name"],
+                r["monitor_class"],
+                None,
+                None,
+            )
+            for r in mw.iter_rows(named=True)
+        ]
+        + [
+            (r["event_type"], r["start_ns"], r["duration_ns"], r["tid"], r["thread_name"], None, r["path"], r["bytes"])
+            for r in fw.iter_rows(named=True)
+        ]
+    )
+    assert got == want
+    assert len(Recording(JFR_FILE.read_bytes(), []).chunks) == 3
+
+
+def test_instants_are_microseconds_of_the_ns_values():
+    tables, _ = ours(JFR_FILE)
+    mw = tables["monitor_waits"]
+    assert (mw["start_at"].dt.epoch("us") == mw["start_ns"] // 1000).all()
+    assert (mw["end_at"].dt.epoch("us") == (mw["start_ns"] + mw["duration_ns"]) // 1000).all()
+    assert (mw["duration_ms"] == mw["duration_ns"] / 1e6).all()
+    assert mw["start_ns"].is_sorted()
+
+
+def test_ingest_bundle_and_dump_commands(tmp_path):
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for name in ("kafka-lock-sim-jdk17.jfr", "kafka-lock-sim-jdk17.jstack-l.txt", "kafka-lock-sim-jdk17.stdout.log"):
+        shutil.copy(GENERATED / name, bundle / name)
+    data = JFR_FILE.read_bytes()
+    (bundle / "cut.jfr").write_bytes(data[: len(data) - 1000])
+    legacy = CORPUS / "jfr" / "openjdk__jmc__9u0_jfr-v1.jfr"
+    if legacy.exists():
+        shutil.copy(legacy, bundle / "old.jfr")
+    (bundle / "bundle.toml").write_text('timezone = "UTC"\n[clock_offsets_ms]\njfr = 2.0\n')
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["-q", "ingest", str(bundle), "-o", str(out)])
+    assert r.exit_code == 1, r.output  # the cut and the old recordings are not ok
+    con = duckdb.connect(str(out / "incident.duckdb"), read_only=True)
+    status = dict(con.sql("select path, status from artifacts").fetchall())
+    assert status["kafka-lock-sim-jdk17.jfr"] == "ok"
+    assert status["kafka-lock-sim-jdk17.jstack-l.txt"] == "ok"
+    assert status["kafka-lock-sim-jdk17.stdout.log"] == "ok"
+    assert status["cut.jfr"] == "partial"
+    if legacy.exists():
+        assert status["old.jfr"] == "failed"
+        msg = con.execute(
+            "select e.message from ingest_errors e join artifacts a using (artifact_id) where a.path = 'old.jfr'"
+        ).fetchall()
+        assert msg[0][0].startswith("JFR format 1.0 ")
+    n = con.execute(
+        "select count(*) from monitor_waits m join artifacts a using (artifact_id) where a.path = 'kafka-lock-sim-jdk17.jfr'"
+    ).fetchone()[0]
+    assert n == ours(JFR_FILE)[0]["monitor_waits"].height
+    # thread dumps and the recording name the same TIDs for the request handlers
+    joined = con.execute(
+        """select count(distinct t.tid) from jvm_threads t join jfr_threads j on j.os_tid = t.tid and j.name = t.name
+           where t.name like 'data-plane-kafka-request-handler-%'"""
+    ).fetchone()[0]
+    assert joined == 4
+    con.close()
+
+    r = CliRunner().invoke(cli, ["dump", "jfr", str(JFR_FILE)])
+    assert r.exit_code == 0 and "chunk 3 at" in r.output and "jdk.JavaMonitorEnter" in r.output
+    r = CliRunner().invoke(cli, ["dump", "jfr", str(JFR_FILE), "--events", "jdk.FileForce", "--limit", "2"])
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 2 and lines[0]["type"] == "jdk.FileForce" and lines[0]["path"].endswith(".log")
+    r = CliRunner().invoke(
+        cli, ["dump", "threads", str(GENERATED / "kafka-lock-sim-jdk17.stdout.log"), "--format", "csv"]
+    )
+    assert r.exit_code == 0
+    frame = pl.read_csv(r.stdout.encode())
+    assert frame["dump_index"].unique().sort().to_list() == [0, 1]
