@@ -27,11 +27,11 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "pipeline", "-q", *args]
 
 
-def _bundle(root: Path, files: int = 8, lines: int = 3000) -> Path:
+def _bundle(root: Path, files: int = 8, lines: int = 3000, sleep_s: float = 0.15) -> Path:
     root.mkdir()
     for i in range(files):
         body = "\n".join(str((i * 7919 + n * 31) % 100000) if n % 997 else "oops" for n in range(lines))
-        (root / f"part-{i}.txt").write_text(f"#kf-test\n{body}\nsleep 0.15\n{i}\n")
+        (root / f"part-{i}.txt").write_text(f"#kf-test\n{body}\nsleep {sleep_s}\n{i}\n")
     return root
 
 
@@ -90,7 +90,7 @@ def test_parallel_ingest_equals_serial_and_reruns_are_identical(tmp_path):
 
 @pytest.mark.slow
 def test_a_second_process_on_the_same_outdir_refuses_cleanly(tmp_path):
-    bundle = _bundle(tmp_path / "bundle", files=3, lines=200)
+    bundle = _bundle(tmp_path / "bundle", files=3, lines=200, sleep_s=2.0)  # the first holds the lock >= 6 s
     out = tmp_path / "out"
     first = subprocess.Popen(
         _cmd("ingest", str(bundle), "-o", str(out), "-j", "1"),
