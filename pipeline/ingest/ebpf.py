@@ -104,7 +104,7 @@ KIT_ANCHOR = re.compile(r"^# anchor nsecs=(\d+) wall=(\S+)\s*$")
 KIT_COLUMNS = "# columns\t"
 LOST = re.compile(r"(?:^|\s)(?:Possibly lost|Lost|lost) (\d+) (?:samples|events)")
 TOOL_COMMAND = re.compile(r"^(?:[#$]\s+|\./)(?:.*?\s)?(?:\S*/)?(ext4|xfs|btrfs|zfs|nfs|f2fs)slower(?:\.py)?(?:\s|$)")
-ROW_LIKE = re.compile(r"^(?:\d{1,2}:\d{2}:\d{2}\s|\d+,|\d+\.\d+\s|\d+\t)")
+ROW_LIKE = re.compile(r"^(?:\d{1,2}:\d{2}:\d{2}(?:\.\d+)?\s|\d+,|\d+\.\d+\s|\d+\t)")
 ATTACHING = re.compile(r"^Attaching \d+ probes?\.\.\.$")
 ELISION = re.compile(r"^(\[\.\.\.\]|\^C|\.\.\.)$")
 STACK_OFFSET = re.compile(r"\+(?:0x[0-9a-fA-F]+|\d+)$")
