@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from pipeline.registry import IngestError, ParseContext
 from pipeline.runner import check_frame
 
 REPO = Path(__file__).resolve().parents[2]
-CORPUS = REPO / ".." / "shared" / "corpus"
+# The shared corpus sits beside the checkout; KFORENSICS_CORPUS points elsewhere (a worktree).
+CORPUS = Path(os.environ.get("KFORENSICS_CORPUS", REPO / ".." / "shared" / "corpus"))
 EBPF_CORPUS = CORPUS / "ebpf"
 REAL = REPO / "fixtures" / "ebpf" / "real"
 
