@@ -32,7 +32,9 @@ def test_fsslower_examples(tool):
     p = parse_file(corpus(tool), MANIFEST)
     assert EbpfLogParser.detect(Probe.of(corpus(tool)))
     by = p.fs.group_by("source_format", "operation").len().sort("source_format", "operation").rows()
-    want = sorted([("fsslower", op, n) for op, n in text_ops.items()] + [("fsslower_csv", op, n) for op, n in csv_ops.items()])
+    want = sorted(
+        [("fsslower", op, n) for op, n in text_ops.items()] + [("fsslower_csv", op, n) for op, n in csv_ops.items()]
+    )
     assert by == want
     assert set(p.fs["fs"]) == {fs_name}
     assert p.fs["start_at"].null_count() == 0
@@ -73,7 +75,12 @@ def test_ext4slower_rows_exact():
         128,
         0,
     )
-    assert (r["raw_end"], r["clock"], r["source_format"], r["fs"]) == ("127200712278", "monotonic", "fsslower_csv", "ext4")
+    assert (r["raw_end"], r["clock"], r["source_format"], r["fs"]) == (
+        "127200712278",
+        "monotonic",
+        "fsslower_csv",
+        "ext4",
+    )
 
 
 def test_zfs_and_nfs_rows_exact():
@@ -89,7 +96,12 @@ def test_zfs_and_nfs_rows_exact():
     )
     p = parse_file(corpus("nfsslower"), MANIFEST)
     r = p.fs.filter(p.fs["position"] == 125).row(0, named=True)  # 87054511340,cp,22756,G,0,0,371,1.test
-    assert (r["operation"], r["bytes"], r["latency_ms"], r["end_at"]) == ("getattr", None, 0.371, at("2016-02-07 23:17:34.511340"))
+    assert (r["operation"], r["bytes"], r["latency_ms"], r["end_at"]) == (
+        "getattr",
+        None,
+        0.371,
+        at("2016-02-07 23:17:34.511340"),
+    )
 
 
 def test_without_date_or_boot_time_rows_are_kept_unanchored():
@@ -113,10 +125,18 @@ def test_funcslower_example():
         ("vfs_read", 8),
     ]
     rows = {r["position"]: r for r in p.calls.iter_rows(named=True)}
-    assert (rows[12]["latency_ms"], rows[12]["pid"], rows[12]["comm"], rows[12]["detail"]) == (0.03377, 27074, "less", "rval=3")
+    assert (rows[12]["latency_ms"], rows[12]["pid"], rows[12]["comm"], rows[12]["detail"]) == (
+        0.03377,
+        27074,
+        "less",
+        "rval=3",
+    )
     assert rows[44]["latency_ms"] == 1053.6  # LAT(ms) block
     assert rows[61]["detail"] == "rval=ffff90054f9f8e40 args=0x90 0x1408240"
-    assert rows[81]["stack"][:2] == ["DataBaseProvider::setData(std::string const&, record_s&)", "UserDataProvider::saveRecordData(RecordData const&)"]
+    assert rows[81]["stack"][:2] == [
+        "DataBaseProvider::setData(std::string const&, record_s&)",
+        "UserDataProvider::saveRecordData(RecordData const&)",
+    ]
     assert len(rows[81]["stack"]) == 14 and rows[81]["stack"][-1] == "[unknown]"
     assert p.calls["stack"].null_count() == 38
     # no time column: latency is kept, the instants are not invented

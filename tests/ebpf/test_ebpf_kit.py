@@ -13,8 +13,8 @@ import subprocess
 
 import polars as pl
 import pytest
-from ebpf_testlib import REAL, REPO, at, parse_file
 from click.testing import CliRunner
+from ebpf_testlib import REAL, REPO, at, parse_file
 
 from pipeline.bundle import open_bundle
 from pipeline.cli import cli
