@@ -19,6 +19,7 @@ from ebpf_testlib import REAL, REPO, at, parse_file
 from pipeline.bundle import open_bundle
 from pipeline.cli import cli
 from pipeline.progress import Progress
+from pipeline.registry import load_families
 from pipeline.runner import ingest_bundle
 from pipeline.store import Store
 
@@ -126,6 +127,7 @@ def test_kit_bundle_through_the_runner(tmp_path):
     shutil.copytree(REAL, bundle / "ebpf")
     (bundle / "bundle.toml").write_text('timezone = "Europe/Warsaw"\n[clock_offsets_ms]\nebpf = 1.5\n')
     out = tmp_path / "out"
+    load_families()  # every family's tables exist before the store is opened
     with Store(out) as store:
         summary = ingest_bundle(open_bundle(bundle, out), store, progress=Progress(quiet=True))
         got = {r.path: (r.kind, r.status, r.rows) for r in summary.results}
