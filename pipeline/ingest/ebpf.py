@@ -692,7 +692,8 @@ class EbpfLogReader:
             stack = [str(s) for s in stack]
         elif source == "kit":
             stack = []
-        detail = rec.get("detail") or None
+        detail = rec.get("detail")
+        detail = None if detail in (None, "", "-") else str(detail)
         if rec.get("dev") not in (None, "", "-"):
             detail = f"dev={rec['dev']}" + (f" {detail}" if detail else "")
         self.calls.add(

@@ -180,3 +180,43 @@ def test_live_capture_ingests_cleanly(tmp_path):
     j = parse_file(tmp_path / "journal.txt")
     assert j.errs("error", "data_loss") == []
     assert "ext4_fc_commit" in set(j.calls["func"])
+
+
+KPROBES_OUTPUT = (  # journal_kprobes.bt's printf formats; it needs kprobes, which this machine lacks
+    "Attaching 8 probes...\n"
+    "# kforensics bpftrace journal_kprobes v1 min_us=1000\n"
+    "# anchor nsecs=1000000000 wall=2026-11-20T19:35:24.000000+0000\n"
+    "# columns\tevent\tstart_ns\tend_ns\ttid\tpid\tcomm\tdev\tdetail\n"
+    "jbd2_journal_commit_transaction\t1503000000\t1680000000\t611\t611\tjbd2/sda1-8\t-\t-\n"
+    "ext4_dirty_inode\t1507000000\t1648000000\t4462\t4400\tdata-plane-kafk\t-\t-\n"
+    "jbd2_fc_begin_commit\t1508000000\t1525000000\t4484\t4400\tdata-plane-kafk\t-\tret=0\n"
+    "# anchor nsecs=2000000000 wall=2026-11-20T19:35:25.000000+0000\n"
+)
+
+
+def test_kprobes_program_output(tmp_path):
+    path = tmp_path / "journal_kprobes.txt"
+    path.write_text(KPROBES_OUTPUT)
+    p = parse_file(path)
+    assert p.errs("error", "data_loss") == []
+    assert p.calls.select("func", "start_at", "end_at", "latency_ms", "tid", "pid", "detail", "stack").rows() == [
+        ("jbd2_journal_commit_transaction", at("2026-11-20 19:35:24.503"), at("2026-11-20 19:35:24.680"), 177.0, 611, 611, None, None),
+        ("ext4_dirty_inode", at("2026-11-20 19:35:24.507"), at("2026-11-20 19:35:24.648"), 141.0, 4462, 4400, None, None),
+        ("jbd2_fc_begin_commit", at("2026-11-20 19:35:24.508"), at("2026-11-20 19:35:24.525"), 17.0, 4484, 4400, "ret=0", None),
+    ]  # fmt: skip
+
+
+@pytest.mark.needs_tool
+@needs_root_bpftrace
+@pytest.mark.parametrize("program", ["journal_kprobes"])
+def test_kprobe_program_compiles(tmp_path, program):
+    # It cannot attach here (no kprobes), but it must compile to BPF for kernels that have them.
+    elf = tmp_path / f"{program}.elf"
+    run = subprocess.run(
+        ["bpftrace", "--emit-elf", str(elf), str(REPO / "collect" / "bpftrace" / f"{program}.bt"), "1000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert elf.read_bytes()[:4] == b"\x7fELF"
