@@ -145,6 +145,14 @@ if [ -n "$PID" ]; then
 	PIDS+=($!)
 fi
 
+# The capture window starts once every bpftrace program has attached (compiling takes seconds).
+for f in "$OUT"/ebpf/*.txt; do
+	for _ in $(seq 600); do
+		grep -q '^# columns' "$f" 2>/dev/null && break
+		sleep 0.1
+	done
+	grep -q '^# columns' "$f" || log "$(basename "$f" .txt) did not start: see ${f%.txt}.err"
+done
 log "capturing for $SECS s (Ctrl-C stops early)"
 sleep "$SECS" &
 wait $! || true

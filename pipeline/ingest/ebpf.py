@@ -199,7 +199,10 @@ class Clock:
     def time_of_day(self, sod_us: int, line: int, *, advance: bool = True) -> int | None:
         """Epoch µs of a local time of day, following the file's day across midnight."""
         if self.date is None:
-            self.miss("time of day with no date (no manifest date, no capture in the bundle)", line)
+            self.miss(
+                "time of day with no date (no manifest date, no capture in the bundle): set date (and timezone) in bundle.toml",
+                line,
+            )
             return None
         day = self._day
         if self._last_sod is not None:
@@ -226,7 +229,9 @@ class Clock:
     def monotonic(self, ns: int, line: int) -> int | None:
         base = self.anchor_ns if self.anchor_ns is not None else self.boot_time_ns
         if base is None:
-            self.miss("boot-relative clock with no anchor line and no boot_time_ns", line)
+            self.miss(
+                "boot-relative clock with no anchor line and no boot_time_ns: set boot_time_ns in bundle.toml", line
+            )
             return None
         return (base + ns) // 1000 + self.offset_us
 
@@ -331,8 +336,7 @@ class EbpfLogReader:
             self.note(
                 first,
                 "unanchored",
-                f"{count} rows (lines {first}..{last}) kept with null instants: {reason}; "
-                "give date/timezone or boot_time_ns in bundle.toml",
+                f"{count} rows (lines {first}..{last}) kept with null instants: {reason}",
                 severity="error",
             )
         if self.tod_rows and self.clock.date is not None:
@@ -541,7 +545,7 @@ class EbpfLogReader:
         start = end = None
         clock = "none"
         if raw_time is None:
-            self.clock.miss("funcslower without -T prints no time", no)
+            self.clock.miss("funcslower without -T prints no time: run it with -T", no)
         elif ":" in raw_time:
             clock = "time_of_day"
             self.tod_rows += 1
@@ -549,7 +553,9 @@ class EbpfLogReader:
             start = None if end is None else end - round(latency * 1000)
         else:
             clock = "relative"
-            self.clock.miss("funcslower -t prints seconds since its first event, which cannot be anchored", no)
+            self.clock.miss(
+                "funcslower -t prints seconds since its first event, which cannot be anchored: run it with -T", no
+            )
         detail = f"rval={m.group(3)}" + (f" args={m.group(5).strip()}" if m.group(5) and m.group(5).strip() else "")
         stack: list[str] = []
         self.calls.add(
