@@ -120,6 +120,16 @@ else
 	run_bt offcpu_write "$DEV" 1000
 fi
 
+# Java monitor contention per thread from HotSpot's USDT probes, when the broker runs with
+# -XX:+DTraceMonitorProbes (it cannot be switched on at run time).
+if [ -n "$PID" ] && tr '\0' ' ' <"/proc/$PID/cmdline" | grep -q -e '+DTraceMonitorProbes' -e '+ExtendedDTraceProbes'; then
+	LIBJVM=$(grep -m1 -o '/[^ ]*/libjvm\.so' "/proc/$PID/maps" || true)
+	if [ -n "$LIBJVM" ]; then
+		bpftrace -p "$PID" "$BT/monitor_waits.bt" "$LIBJVM" 1000 >"$OUT/ebpf/monitor_waits.txt" 2>"$OUT/ebpf/monitor_waits.err" &
+		PIDS+=($!)
+	fi
+fi
+
 # 3. The JVM: JFR (or async-profiler lock profiling) and periodic thread dumps.
 if [ -n "$PID" ]; then
 	if [ "$USE_ASPROF" = 1 ]; then

@@ -220,3 +220,46 @@ def test_kprobe_program_compiles(tmp_path, program):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert elf.read_bytes()[:4] == b"\x7fELF"
+
+
+def test_monitor_waits_capture():
+    p = parse_file(REAL / "monitor_waits.txt")
+    assert p.errs("error", "data_loss") == []
+    threads = {}
+    for line in (REAL / "monitor_threads.txt").read_text().splitlines():
+        tid, name = line.split()
+        threads[int(tid)] = name
+    assert p.calls.height == 7
+    assert set(p.calls["func"]) == {"monitor_contended_enter"}
+    assert dict(zip(p.calls["tid"], p.calls["comm"], strict=True)) == threads
+    first = p.calls.row(0, named=True)
+    assert (first["start_at"], first["end_at"], first["latency_ms"], first["detail"]) == (
+        at("2026-11-26 00:41:59.205349"),
+        at("2026-11-26 00:41:59.295701"),
+        90.351976,
+        "monitor=0x7f8c980015a0 class=java/lang/Object",
+    )
+    # each waits while the other sleeps 30 ms inside the monitor, and they take turns
+    assert p.calls["latency_ms"].min() > 30
+    turns = p.calls.sort("start_at")["tid"].to_list()
+    assert all(a != b for a, b in zip(turns, turns[1:], strict=False))
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tool
+@pytest.mark.skipif(shutil.which("javac") is None, reason="needs a JDK")
+@needs_root_bpftrace
+def test_live_monitor_capture(tmp_path):
+    run = subprocess.run(
+        [str(REPO / "fixtures" / "ebpf" / "capture_monitor.sh")],
+        env=dict(os.environ, OUT=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    p = parse_file(tmp_path / "monitor_waits.txt")
+    assert p.errs("error", "data_loss") == []
+    threads = {int(x.split()[0]) for x in (tmp_path / "monitor_threads.txt").read_text().splitlines()}
+    assert p.calls.height >= 3
+    assert set(p.calls["tid"]) == threads
