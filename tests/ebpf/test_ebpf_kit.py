@@ -135,6 +135,8 @@ def test_kit_bundle_through_the_runner(tmp_path):
             "bundle.toml": ("manifest", "ok", 0),
             "ebpf/fs_writes.txt": ("ebpf", "ok", 62),
             "ebpf/journal.txt": ("ebpf", "ok", 13),
+            "ebpf/monitor_threads.txt": (None, "skipped", 0),
+            "ebpf/monitor_waits.txt": ("ebpf", "ok", 7),
             "ebpf/offcpu_write.txt": ("ebpf", "ok", 16),
             "ebpf/writer_threads.txt": (None, "skipped", 0),
         }
