@@ -7,10 +7,11 @@ printf formats (libbpf-tools/fsslower.c, tools/funcslower.py at iovisor/bcc 6d0a
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
-from ebpf_testlib import at, parse_text
+from ebpf_testlib import at, parse_file, parse_text
 
 from pipeline.ingest.ebpf import EbpfLogParser
 from pipeline.registry import Probe
@@ -270,3 +271,13 @@ def test_not_detected(tmp_path, text):
     path = tmp_path / "x"
     path.write_text(text)
     assert not EbpfLogParser.detect(Probe.of(path))
+
+
+def test_gzipped_and_crlf_logs(tmp_path):
+    path = tmp_path / "writes.log.gz"
+    path.write_bytes(gzip.compress(SEED_WRITES.replace("\n", "\r\n").encode()))
+    assert EbpfLogParser.detect(Probe.of(path))
+    p = parse_file(path, DATE)
+    assert p.fs["path"].to_list() == ["topicF-6/00000000000966764382.log"] * 4
+    assert p.fs["end_at"].to_list()[0] == at("2023-08-01 17:58:00.769")
+    assert p.errs("error", "data_loss") == []
