@@ -317,11 +317,11 @@ class EbpfLogReader:
         done = 0
         with self.ctx.open_text() as text:
             for line_no, raw in enumerate(text, start=1):
-                done += len(raw)
-                line = raw.rstrip("\r\n")
+                nbytes = len(raw) if raw.isascii() else len(raw.encode("utf-8", errors="replace"))
+                done += nbytes
                 if line_no % 20_000 == 0:
                     self.ctx.progress(done)
-                self.line(line_no, line, len(raw.encode("utf-8", errors="replace")))
+                self.line(line_no, raw.rstrip("\r\n"), nbytes)
                 for rows in (self.fs, self.calls):
                     if len(rows) >= CHUNK_ROWS and self.stack_target is None:
                         yield rows.table, rows.frame()
