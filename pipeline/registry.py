@@ -12,6 +12,7 @@ import gzip
 import importlib
 import io
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,21 +117,84 @@ class ParseContext:
             self.errors.append(IngestError(position, unit, "error", "too_many_errors", "further errors not recorded"))
 
     def open(self) -> IO[bytes]:
-        """Open the artifact for streaming reads, gunzipping transparently."""
+        """Open the artifact for streaming reads, gunzipping transparently. A damaged or
+        cut gzip stream ends early with a ``data_loss`` error instead of raising."""
         f = open(self.path, "rb")
         if f.read(2) == GZIP_MAGIC:
             f.seek(0)
-            return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+            return io.BufferedReader(_SalvagingGzip(f, self), buffer_size=1 << 20)
         f.seek(0)
         return f
 
     def open_text(self) -> io.TextIOWrapper:
         """Open as text, honouring a UTF-16 BOM; undecodable bytes are replaced."""
         raw = self.open()
-        bom = raw.read(2)
-        raw.seek(0)
+        bom = raw.peek(2)[:2]  # type: ignore[attr-defined]
         enc = "utf-16" if bom in (b"\xff\xfe", b"\xfe\xff") else "utf-8"
         return io.TextIOWrapper(raw, encoding=enc, errors="replace", newline="")
+
+
+class _SalvagingGzip(io.RawIOBase):
+    """A gzip reader (multi-member) that keeps every byte it can inflate: a cut or damaged
+    stream ends early with one ``data_loss`` error at the uncompressed offset of the
+    damage, instead of raising and losing the last buffer."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, raw: IO[bytes], ctx: ParseContext) -> None:
+        self._raw, self._ctx = raw, ctx
+        self._z = zlib.decompressobj(wbits=31)
+        self._pending = b""  # inflated, not yet returned
+        self._pos = 0  # uncompressed bytes returned so far
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _fail(self, why: str) -> None:
+        self._done = True
+        self._ctx.error(
+            self._pos + len(self._pending),
+            "gzip_damaged",
+            f"gzip stream {why} after {self._pos + len(self._pending)} uncompressed bytes "
+            f"(compressed offset {self._raw.tell()})",
+            severity="data_loss",
+        )
+
+    def _fill(self) -> None:
+        while not self._pending and not self._done:
+            data = self._raw.read(self.CHUNK)
+            if not data:
+                if self._z.unconsumed_tail or not self._z.eof and self._started:
+                    self._fail("cut short")
+                self._done = True
+                return
+            self._started = True
+            try:
+                self._pending = self._z.decompress(data)
+                while self._z.eof:  # the next gzip member follows
+                    rest = self._z.unused_data
+                    self._z = zlib.decompressobj(wbits=31)
+                    self._started = bool(rest)
+                    if not rest:
+                        break
+                    self._pending += self._z.decompress(rest)
+            except zlib.error as exc:
+                self._fail(f"damaged ({exc})")
+
+    _started = False
+
+    def readinto(self, b) -> int:  # type: ignore[override]
+        self._fill()
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
 
 
 class Parser:

@@ -123,7 +123,7 @@ def render_markdown() -> str:
         "Instants `*_at` are UTC TIMESTAMP (µs); durations `*_ms` are DOUBLE milliseconds.",
         "",
     ]
-    for t in TABLES.values():
+    for t in sorted(TABLES.values(), key=lambda t: (t.ingested, t.name)):
         out += [f"## `{t.name}`", "", t.doc, "", "| column | type | meaning |", "|---|---|---|"]
         out += [f"| `{c.name}` | {sql_type(c.dtype)} | {c.doc.replace('|', '&#124;')} |" for c in t.columns]
         out.append("")
