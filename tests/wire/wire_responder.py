@@ -8,7 +8,7 @@ independent of ``pipeline.ingest.kafka``). It advertises the API versions of a K
 only sends record headers to brokers with Fetch >= 4 and zstd with Fetch >= 10);
 ``max_produce`` caps the Produce version to capture older request layouts.
 
-Run: ``python tests/wire/responder.py PORT [--max-produce N] [--mss N]``.
+Run: ``python tests/wire/wire_responder.py PORT [--max-produce N] [--mss N]``.
 """
 
 from __future__ import annotations
