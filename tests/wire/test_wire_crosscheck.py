@@ -14,7 +14,7 @@ import shutil
 
 import polars as pl
 import pytest
-from wire_helpers import CORPUS, FIXTURES, PORTS, parsed
+from wire_helpers import CORPUS, FIXTURES, parsed
 from wire_reference import kafka_python_produce, tshark_pdus
 
 from pipeline.ingest.records import header_text
@@ -43,7 +43,9 @@ LOSSY = [
 
 def _requests(reqs: pl.DataFrame) -> list[tuple]:
     return sorted(
-        reqs.select("client_port", "broker_port", "correlation_id", "api_key", "api_version", "response_position").rows()
+        reqs.select(
+            "client_port", "broker_port", "correlation_id", "api_key", "api_version", "response_position"
+        ).rows()
     )
 
 
@@ -62,8 +64,17 @@ def _produce_rows(parts: pl.DataFrame) -> list[tuple]:
 
 def _kafka_python_rows(path, ports) -> list[tuple]:
     return sorted(
-        (d["client_port"], d["correlation_id"], d["topic"], d["partition"], d["acks"], d["batches"], d["records"],
-         d["records_bytes"], tuple(header_text(v) for v in d["message_ids"]))
+        (
+            d["client_port"],
+            d["correlation_id"],
+            d["topic"],
+            d["partition"],
+            d["acks"],
+            d["batches"],
+            d["records"],
+            d["records_bytes"],
+            tuple(header_text(v) for v in d["message_ids"]),
+        )
         for d in kafka_python_produce(path, ports)
     )
 
@@ -84,7 +95,9 @@ def test_agrees_with_tshark(name, ports):
     pdus = tshark_pdus(FIXTURES / name, ports)
     assert _requests(tables["kafka_requests"]) == _tshark_requests(pdus)
     produce = [
-        (d["sport"], d["corr"], t, p) for d in pdus if d["kind"] == "request" and d["key"] == 0 and d["version"] <= 8
+        (d["sport"], d["corr"], t, p)
+        for d in pdus
+        if d["kind"] == "request" and d["key"] == 0 and d["version"] <= 8
         for t, p in d["partitions"]
     ]
     ours = tables["produce_partitions"].filter(pl.col("api_version") <= 8)
@@ -133,7 +146,10 @@ def test_corpus_agrees_with_tshark(path):
     pdus = tshark_pdus(path, ports)
     assert _requests(tables["kafka_requests"]) == _tshark_requests(pdus)
     produce = sorted(
-        (d["sport"], d["corr"], t, p) for d in pdus if d["kind"] == "request" and d["key"] == 0 for t, p in d["partitions"]
+        (d["sport"], d["corr"], t, p)
+        for d in pdus
+        if d["kind"] == "request" and d["key"] == 0
+        for t, p in d["partitions"]
     )
     ours = sorted(tables["produce_partitions"].select("client_port", "correlation_id", "topic", "partition").rows())
     if path.name.endswith("_produce.pcapng"):

@@ -10,10 +10,12 @@ from pipeline.ingest.pcap import read_capture
 from pipeline.manifest import Manifest
 from pipeline.registry import ParseContext
 
-
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wire"
 # the shared corpus beside the repository checkout (KFORENSICS_CORPUS overrides, for worktrees)
-CORPUS = Path(os.environ.get("KFORENSICS_CORPUS") or Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus") / "pcap"
+CORPUS = (
+    Path(os.environ.get("KFORENSICS_CORPUS") or Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus")
+    / "pcap"
+)
 
 # broker port of every fixture capture (fixtures/wire/make_captures.py)
 PORTS = {

@@ -27,8 +27,22 @@ def _decode_as(ports) -> list[str]:
 
 def tshark_pdus(path: Path, ports=()) -> list[dict]:
     """Every Kafka PDU tshark dissects: requests and responses with their frame numbers."""
-    cmd = [TSHARK, "-2", "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-T", "json",
-           "--no-duplicate-keys", "-J", "frame tcp ip ipv6 kafka", *_decode_as(ports), "-Y", "kafka"]
+    cmd = [
+        TSHARK,
+        "-2",
+        "-r",
+        str(path),
+        "-o",
+        "tcp.reassemble_out_of_order:TRUE",
+        "-T",
+        "json",
+        "--no-duplicate-keys",
+        "-J",
+        "frame tcp ip ipv6 kafka",
+        *_decode_as(ports),
+        "-Y",
+        "kafka",
+    ]
     out = subprocess.run(cmd, capture_output=True, check=True, timeout=120).stdout
     pdus = []
     for pkt in json.loads(out or b"[]"):
@@ -40,16 +54,28 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
         dst = _one(ip.get("ip.dst") or ip.get("ipv6.dst"))
         kafkas = layers["kafka"] if isinstance(layers["kafka"], list) else [layers["kafka"]]
         for kp in kafkas:
-            d = {"frame": frame, "src": src, "dst": dst, "sport": int(_one(tcp["tcp.srcport"])),
-                 "dport": int(_one(tcp["tcp.dstport"])), "corr": int(_one(kp["kafka.correlation_id"]))}
+            d = {
+                "frame": frame,
+                "src": src,
+                "dst": dst,
+                "sport": int(_one(tcp["tcp.srcport"])),
+                "dport": int(_one(tcp["tcp.dstport"])),
+                "corr": int(_one(kp["kafka.correlation_id"])),
+            }
             if "kafka.request_key" in kp:
-                d.update(kind="request", key=int(_one(kp["kafka.request_key"])),
-                         version=int(_one(kp["kafka.api_version"])), response_frame=None)
+                d.update(
+                    kind="request",
+                    key=int(_one(kp["kafka.request_key"])),
+                    version=int(_one(kp["kafka.api_version"])),
+                    response_frame=None,
+                )
                 if d["key"] == 0:
                     d["partitions"] = sorted(_produce_partitions(kp))
             else:
-                d.update(kind="response",
-                         request_frame=int(_one(kp["kafka.request_frame"])) if "kafka.request_frame" in kp else None)
+                d.update(
+                    kind="response",
+                    request_frame=int(_one(kp["kafka.request_frame"])) if "kafka.request_frame" in kp else None,
+                )
             pdus.append(d)
     # tshark 4.0 links a response to its request (kafka.request_frame) but not the reverse.
     # It leaves requests of versions it does not know unregistered, so their responses come
@@ -66,8 +92,12 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
             for r in pdus:
                 if r["frame"] >= d["frame"]:
                     break
-                if (r["kind"] == "request" and r["response_frame"] is None and r["corr"] == d["corr"]
-                        and (r["src"], r["sport"], r["dst"], r["dport"]) == (d["dst"], d["dport"], d["src"], d["sport"])):
+                if (
+                    r["kind"] == "request"
+                    and r["response_frame"] is None
+                    and r["corr"] == d["corr"]
+                    and (r["src"], r["sport"], r["dst"], r["dport"]) == (d["dst"], d["dport"], d["src"], d["sport"])
+                ):
                     req = r
                     break
         if req is not None:
@@ -95,14 +125,19 @@ def _produce_partitions(kp: dict) -> list[tuple[str, int]]:
 
 def follow_streams(path: Path) -> list[tuple[tuple[str, int], tuple[str, int], bytes, bytes]]:
     """(first sender, peer, bytes the first sender sent, bytes the peer sent) per TCP stream."""
-    n = subprocess.run([TSHARK, "-r", str(path), "-T", "fields", "-e", "tcp.stream"], capture_output=True,
-                       check=True, timeout=120).stdout.split()
+    n = subprocess.run(
+        [TSHARK, "-r", str(path), "-T", "fields", "-e", "tcp.stream"], capture_output=True, check=True, timeout=120
+    ).stdout.split()
     count = max((int(x) for x in n), default=-1) + 1
     args = []
     for i in range(count):
         args += ["-z", f"follow,tcp,raw,{i}"]
-    out = subprocess.run([TSHARK, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-q", *args],
-                         capture_output=True, check=True, timeout=120).stdout.decode()
+    out = subprocess.run(
+        [TSHARK, "-r", str(path), "-o", "tcp.reassemble_out_of_order:TRUE", "-q", *args],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    ).stdout.decode()
     streams = []
     for block in out.split("=" * 67):
         lines = block.strip("\n").splitlines()
@@ -169,7 +204,18 @@ def kafka_python_produce(path: Path, broker_ports, header: str = "message-id") -
                                 if hk == header:
                                     ids.append(hv)
                                     break
-                    rows.append({"client_port": client[1], "correlation_id": corr, "api_version": ver,
-                                 "topic": topic, "partition": p.index, "acks": req.acks, "batches": batches,
-                                 "records": nrec, "records_bytes": len(records), "message_ids": ids})
+                    rows.append(
+                        {
+                            "client_port": client[1],
+                            "correlation_id": corr,
+                            "api_version": ver,
+                            "topic": topic,
+                            "partition": p.index,
+                            "acks": req.acks,
+                            "batches": batches,
+                            "records": nrec,
+                            "records_bytes": len(records),
+                            "message_ids": ids,
+                        }
+                    )
     return rows

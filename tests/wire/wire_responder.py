@@ -28,11 +28,40 @@ from kafka.protocol.producer.transaction import InitProducerIdResponse
 
 # api key -> (min, max) as a Kafka 3.9 broker advertises them
 BROKER_VERSIONS = {
-    0: (0, 11), 1: (0, 17), 2: (0, 9), 3: (0, 12), 8: (0, 9), 9: (0, 9), 10: (0, 6), 11: (0, 9),
-    12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 5), 16: (0, 5), 17: (0, 1), 18: (0, 4), 19: (0, 7),
-    20: (0, 6), 21: (0, 2), 22: (0, 5), 23: (0, 4), 24: (0, 5), 25: (0, 4), 26: (0, 4), 28: (0, 4),
-    29: (0, 3), 30: (0, 3), 31: (0, 3), 32: (0, 4), 33: (0, 2), 36: (0, 2), 37: (0, 3), 42: (0, 2),
-    44: (0, 1), 60: (0, 1),
+    0: (0, 11),
+    1: (0, 17),
+    2: (0, 9),
+    3: (0, 12),
+    8: (0, 9),
+    9: (0, 9),
+    10: (0, 6),
+    11: (0, 9),
+    12: (0, 4),
+    13: (0, 5),
+    14: (0, 5),
+    15: (0, 5),
+    16: (0, 5),
+    17: (0, 1),
+    18: (0, 4),
+    19: (0, 7),
+    20: (0, 6),
+    21: (0, 2),
+    22: (0, 5),
+    23: (0, 4),
+    24: (0, 5),
+    25: (0, 4),
+    26: (0, 4),
+    28: (0, 4),
+    29: (0, 3),
+    30: (0, 3),
+    31: (0, 3),
+    32: (0, 4),
+    33: (0, 2),
+    36: (0, 2),
+    37: (0, 3),
+    42: (0, 2),
+    44: (0, 1),
+    60: (0, 1),
 }
 PARTITIONS = 4
 NODE_ID = 0
@@ -113,17 +142,31 @@ class Responder:
                 self.topics_by_id[tid] = name
                 parts = [
                     mt.MetadataResponsePartition(
-                        error_code=0, partition_index=p, leader_id=NODE_ID, leader_epoch=0,
-                        replica_nodes=[NODE_ID], isr_nodes=[NODE_ID], offline_replicas=[],
+                        error_code=0,
+                        partition_index=p,
+                        leader_id=NODE_ID,
+                        leader_epoch=0,
+                        replica_nodes=[NODE_ID],
+                        isr_nodes=[NODE_ID],
+                        offline_replicas=[],
                     )
                     for p in range(PARTITIONS)
                 ]
-                topics.append(mt(error_code=0, name=name, topic_id=tid, is_internal=False, partitions=parts,
-                                 authorized_operations=None))
+                topics.append(
+                    mt(
+                        error_code=0,
+                        name=name,
+                        topic_id=tid,
+                        is_internal=False,
+                        partitions=parts,
+                        authorized_operations=None,
+                    )
+                )
             resp = MetadataResponse[ver](
                 throttle_time_ms=0,
-                brokers=[MetadataResponse.MetadataResponseBroker(node_id=NODE_ID, host=self.host, port=self.port,
-                                                                 rack=None)],
+                brokers=[
+                    MetadataResponse.MetadataResponseBroker(node_id=NODE_ID, host=self.host, port=self.port, rack=None)
+                ],
                 cluster_id="forensics-test",
                 controller_id=NODE_ID,
                 topics=topics,
@@ -134,7 +177,12 @@ class Responder:
             resp = InitProducerIdResponse[ver](throttle_time_ms=0, error_code=0, producer_id=4242, producer_epoch=0)
         elif key == 10:
             resp = FindCoordinatorResponse[ver](
-                throttle_time_ms=0, error_code=0, error_message=None, node_id=NODE_ID, host=self.host, port=self.port,
+                throttle_time_ms=0,
+                error_code=0,
+                error_message=None,
+                node_id=NODE_ID,
+                host=self.host,
+                port=self.port,
                 coordinators=[],
             )
         elif key == 0:
@@ -150,10 +198,17 @@ class Responder:
                     with self.lock:
                         base = self.offsets.get((name, p.index), 0)
                         self.offsets[(name, p.index)] = base + _count_records(p.records)
-                    parts.append(tr.PartitionProduceResponse(
-                        index=p.index, error_code=0, base_offset=base, log_append_time_ms=-1, log_start_offset=0,
-                        record_errors=[], error_message=None,
-                    ))
+                    parts.append(
+                        tr.PartitionProduceResponse(
+                            index=p.index,
+                            error_code=0,
+                            base_offset=base,
+                            log_append_time_ms=-1,
+                            log_start_offset=0,
+                            record_errors=[],
+                            error_message=None,
+                        )
+                    )
                 if ver >= 13:
                     out.append(tr(topic_id=t.topic_id, partition_responses=parts))
                 else:
