@@ -19,6 +19,7 @@ import datetime as dt
 import re
 import socket
 import struct
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -147,21 +148,43 @@ def _packets(f, ctx: ParseContext | None) -> Iterator[tuple[int, int, bytes, int
 
 
 class _Buffered:
-    """Chunked reads over a stream; ``need(n)`` makes n bytes available at ``pos``."""
+    """Chunked reads over a stream; ``need(n)`` makes n bytes available at ``pos``. A stream
+    that cannot be read further (a gzip cut short) ends the capture with a data_loss error."""
 
-    def __init__(self, f, initial: bytes = b"") -> None:
+    def __init__(self, f, initial: bytes = b"", ctx: ParseContext | None = None) -> None:
         self.f = f
         self.buf = initial
         self.pos = 0
         self.consumed = 0  # file offset of buf[0]
+        self.ctx = ctx
+        self.broken = False
 
     def need(self, n: int) -> bool:
         if len(self.buf) - self.pos >= n:
             return True
         rest = self.buf[self.pos :]
         self.consumed += self.pos
-        more = self.f.read(max(READ_CHUNK, n - len(rest)))
-        self.buf, self.pos = rest + more, 0
+        want = max(READ_CHUNK, n - len(rest))
+        read = getattr(self.f, "read1", self.f.read)  # read1: a cut gzip still yields what it decoded
+        parts = [rest]
+        while not self.broken and want > 0:
+            try:
+                chunk = read(want)
+            except (EOFError, OSError, zlib.error) as exc:
+                self.broken = True
+                if self.ctx:
+                    self.ctx.error(
+                        self.consumed + len(rest),
+                        "read_error",
+                        f"capture stream unreadable after this point: {exc}",
+                        severity="data_loss",
+                    )
+                break
+            if not chunk:
+                break
+            parts.append(chunk)
+            want -= len(chunk)
+        self.buf, self.pos = b"".join(parts), 0
         return len(self.buf) >= n
 
     @property
@@ -180,7 +203,7 @@ def _pcap(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, int
     linktype &= 0x0FFFFFFF
     rec_hdr = struct.Struct(e + "IIII")
     mult = 1 if nano else 1000
-    r = _Buffered(f)
+    r = _Buffered(f, ctx=ctx)
     r.consumed = 24
     while r.need(16):
         sec, frac, incl, orig = rec_hdr.unpack_from(r.buf, r.pos)
@@ -227,7 +250,7 @@ def _tsresol_ns(code: int) -> tuple[int, int]:
 
 
 def _pcapng(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, int]]:
-    r = _Buffered(f, magic)
+    r = _Buffered(f, magic, ctx)
     e = ">"
     ifaces: list[tuple[int, int, int, int]] = []  # linktype, mult, div, offset ns
     while r.need(12):
