@@ -1547,13 +1547,15 @@ def read_capture(path: Path, ctx: ParseContext | None = None) -> dict[str, pl.Da
 @click.option(
     "--produce",
     is_flag=True,
-    help="One line per produce partition: arrival, end, latency, message id, topic, partition.",
+    help="One line per produce partition: arrival, end, latency ms, message id, topic, partition.",
 )
+@click.option("--all-ids", is_flag=True, help="With --produce: one line per message id instead of the first only.")
 @click.option("--port", "ports", type=int, multiple=True, help="Kafka broker port (repeatable); default: detect.")
 @click.option("--header", "header_name", default=None, help="Record header holding message ids (default: message-id).")
-def dump_pcap(file: Path, produce: bool, ports: tuple[int, ...], header_name: str | None) -> None:
-    """Kafka requests in a capture FILE (pcap, pcapng, gzipped), one line each; --produce
-    prints the produce partitions in the seed's layout."""
+def dump_pcap(file: Path, produce: bool, all_ids: bool, ports: tuple[int, ...], header_name: str | None) -> None:
+    """Kafka requests in a capture FILE (pcap, pcapng, gzipped), one line each: arrival,
+    end, latency ms, connection, correlation id, API and client id. --produce prints the
+    produce partitions in the layout of the seed investigation. Damage goes to stderr."""
     from pipeline.manifest import Manifest
 
     kw: dict[str, Any] = {"kafka_ports": tuple(ports)}
@@ -1563,24 +1565,25 @@ def dump_pcap(file: Path, produce: bool, ports: tuple[int, ...], header_name: st
     tables = read_capture(file, ctx)
 
     def hms(v: dt.datetime | None) -> str:
-        return v.strftime("%H:%M:%S.%f")[:-3] if v else "-"
+        return v.strftime("%H:%M:%S.%f")[:-3] if v else "-" * 12
+
+    def ms(v: float | None) -> str:
+        return f"{v:9.3f}" if v is not None else "        -"
 
     if produce:
         parts = tables["produce_partitions"].sort("arrival_at", "conn_id", "correlation_id", "topic", "partition")
         for r in parts.iter_rows(named=True):
-            lat = f"{r['latency_ms']:.0f}" if r["latency_ms"] is not None else "-"
-            ids = r["message_ids"] or [None]
-            for mid in ids[:1] if len(ids) == 1 else ids:
+            ids = r["message_ids"] or ["-"]
+            topic = r["topic"] or r["topic_id"]
+            for mid in ids if all_ids else ids[:1]:
                 click.echo(
-                    f"{hms(r['arrival_at'])}  {hms(r['end_at'])}  {lat:<4} {mid or '-':<12} "
-                    f"{r['topic'] or r['topic_id']}  {r['partition']}"
+                    f"{hms(r['arrival_at'])}  {hms(r['end_at'])}  {ms(r['latency_ms'])}  {mid:<14} {topic}  {r['partition']}"
                 )
     else:
         reqs = tables["kafka_requests"].sort("request_first_at", "conn_id", "correlation_id")
         for r in reqs.iter_rows(named=True):
-            lat = f"{r['latency_ms']:.3f}" if r["latency_ms"] is not None else "-"
             click.echo(
-                f"{hms(r['arrival_at'])}  {hms(r['end_at'])}  {lat:>9}  {r['conn_id']}  "
+                f"{hms(r['arrival_at'])}  {hms(r['end_at'])}  {ms(r['latency_ms'])}  {r['conn_id']}  "
                 f"{r['correlation_id']:>6}  {r['api_name']} v{r['api_version']}  {r['client_id'] or '-'}"
             )
     for e in ctx.errors:
