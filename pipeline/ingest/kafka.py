@@ -290,8 +290,22 @@ def plausible_request_start(buf: bytes | memoryview, pos: int) -> bool:
     return api is not None and 0 <= ver <= api[2] + VERSION_SLACK
 
 
+_HEADER_V1 = struct.Struct(">hhih")
+
+
 def read_request_header(frame: bytes | memoryview, strict: bool = True) -> RequestHeader:
     """Parse a request header; ``strict`` also demands a plausible key, version and client id."""
+    if len(frame) >= 10:  # fast path: a known, non-flexible header with an ASCII client id
+        key, ver, corr, n = _HEADER_V1.unpack_from(frame)
+        api = APIS.get(key)
+        if api is not None and 0 <= ver <= api[2] and key != 7:
+            end = 10 + max(n, 0)
+            flexible = api[1] is not None and ver >= api[1]
+            # flexible headers end with tagged fields: the common case is none (one zero byte)
+            if -1 <= n <= MAX_CLIENT_ID and end + flexible <= len(frame) and (not flexible or frame[end] == 0):
+                raw = bytes(frame[10:end])
+                if raw.isascii() and (text := raw.decode("ascii")).isprintable():
+                    return RequestHeader(key, ver, corr, text if n >= 0 else None, end + flexible)
     c = Cursor(frame)
     key, ver, corr = c.i16(), c.i16(), c.i32()
     api = APIS.get(key)

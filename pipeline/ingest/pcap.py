@@ -1305,16 +1305,17 @@ class WireIngest:
         try:
             if h.api_key == k.PRODUCE and req["produce"] is not None:
                 resp["parts"] = k.read_produce_response(frame, h.api_version)
-            elif h.api_key == k.METADATA:
+            elif h.api_key == k.METADATA and h.api_version >= 10:  # topic ids from v10
                 for name, tid in k.read_metadata_response(frame, h.api_version):
                     if tid and name and tid != "AAAAAAAAAAAAAAAAAAAAAA":
                         self.topic_ids[tid] = name
             elif h.api_key == k.API_VERSIONS:
-                err, versions = k.read_api_versions_response(frame, h.api_version)
-                if not err:
-                    self.ctx.hints.setdefault("api_versions", {})[_endpoint(conn.broker.addr, conn.broker.port)] = (
-                        versions
-                    )
+                known = self.ctx.hints.setdefault("api_versions", {})
+                broker = _endpoint(conn.broker.addr, conn.broker.port)
+                if broker not in known:  # what each broker advertises, read once
+                    err, versions = k.read_api_versions_response(frame, h.api_version)
+                    if not err:
+                        known[broker] = versions
         except k.ProtocolError as exc:
             self.ctx.error(
                 end_pkt,
