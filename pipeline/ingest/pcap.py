@@ -654,7 +654,20 @@ class Framer:
 class Side:
     """One direction of a TCP connection: reassembly of the bytes this side sent."""
 
-    __slots__ = ("addr", "port", "raw", "isn", "next", "pending", "pending_bytes", "acked", "fin", "framer", "syn_seq")
+    __slots__ = (
+        "addr",
+        "port",
+        "raw",
+        "isn",
+        "next",
+        "pending",
+        "pending_bytes",
+        "acked",
+        "fin",
+        "framer",
+        "syn_seq",
+        "end_off",
+    )
 
     def __init__(self, raw: bytes, port: int) -> None:
         self.raw = raw
@@ -668,6 +681,7 @@ class Side:
         self.fin = False
         self.framer: Framer | None = None
         self.syn_seq: int | None = None
+        self.end_off: int | None = None  # stream offset of the FIN
 
     def offset(self, seq: int) -> int:
         d = ((seq - self.isn) - self.next) & U32
@@ -906,6 +920,10 @@ class Conn:
             return
         for side in (self.client, self.broker):
             self.ingest.flush_pending(side, pkt, self)
+            # bytes the peer acknowledged (or the FIN placed) beyond what the capture holds
+            end = side.end_off if side.end_off is not None else side.acked
+            if side.isn is not None and end > side.next:
+                self.ingest._gap(self, side, side.next, end, pkt, "capture")
             side.framer.flush(pkt)
         for req in list(self.outstanding.values()):
             self.ingest.emit(self, req, None)
@@ -1018,6 +1036,8 @@ class WireIngest:
                     me.fin = peer.fin = True
                 else:
                     me.fin = True
+                    if me.isn is not None:
+                        me.end_off = me.offset(seq) + len(payload) + missing
                 if me.fin and peer.fin:
                     self._drop(conn, pkt)
             if pkt - last_progress >= 10000:

@@ -31,12 +31,16 @@ CLEAN = [
     ("kafka_python.pcap", (29183,)),
     ("kcat.pcap", (29184,)),
     ("kcat_be_ns.pcap", (29184,)),
+    ("kcat_vlan.pcap", (29184,)),
+    ("kcat_null.pcap", (29184,)),
+    ("kcat_raw.pcap", (29184,)),
 ]
 # captures with loss (made, or real: sll2_ns lost packets at capture time) or a mid-stream start
 LOSSY = [
     ("loss.pcap", (29181,)),
     ("midstream.pcap", (29181,)),
     ("sll2_ns.pcap", (29185,)),
+    ("sll_ipv6.pcap", (29186,)),  # IPv6 over Linux cooked v1; the capture lost two requests
     ("two_interfaces.pcapng", (29184, 29185)),  # sll2_ns.pcap merged with kcat.pcap
 ]
 
@@ -111,10 +115,11 @@ def test_produce_bodies_agree_with_kafka_python(name, ports):
     pytest.importorskip("kafka")
     tables, ctx = parsed(name, ports)
     damaged = _damaged_ports(ctx)
-    ours = [r for r in _produce_rows(tables["produce_partitions"]) if r[0] not in damaged]
-    ref = [r for r in _kafka_python_rows(FIXTURES / name, ports) if r[0] not in damaged]
-    assert ours == ref
-    assert len(ours) >= 3
+    ours, ref = _produce_rows(tables["produce_partitions"]), _kafka_python_rows(FIXTURES / name, ports)
+    assert [r for r in ours if r[0] not in damaged] == [r for r in ref if r[0] not in damaged]
+    # on a damaged connection kafka-python reads the stream up to the damage: all of that is ours too
+    assert set(r for r in ref if r[0] in damaged) <= set(ours)
+    assert len(ref) >= 3
 
 
 @needs_tshark
@@ -131,7 +136,7 @@ def test_lossy_captures_keep_all_tshark_sees(name, ports):
         if r[-1] is not None or r[0] not in damaged:
             assert r in ours
     extra = set(ours) - set(theirs)
-    assert extra and {r[0] for r in extra} <= damaged
+    assert {r[0] for r in extra} <= damaged
 
 
 CORPUS_FILES = sorted(CORPUS.glob("*.pcap*")) if CORPUS.is_dir() else []

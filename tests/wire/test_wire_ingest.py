@@ -109,9 +109,10 @@ def test_acks_zero_requests_are_kept_incomplete():
 def test_same_capture_in_other_containers_gives_the_same_rows():
     """Big-endian ns pcap, gzip, pcapng with two interfaces (SLL2 ns + Ethernet µs)."""
     kcat = parsed("kcat.pcap")[0]
-    be = parsed("kcat_be_ns.pcap")[0]
-    for t in ("kafka_requests", "produce_partitions"):
-        assert be[t].equals(kcat[t])
+    for variant in ("kcat_be_ns.pcap", "kcat_vlan.pcap", "kcat_null.pcap", "kcat_raw.pcap"):
+        other = parsed(variant)[0]
+        for t in ("kafka_requests", "produce_partitions"):
+            assert other[t].equals(kcat[t]), variant
     v7 = parsed("librdkafka_v7.pcap")[0]
     gz = parsed("librdkafka_v7.pcap.gz")[0]
     assert gz["kafka_requests"].equals(v7["kafka_requests"])
@@ -247,3 +248,16 @@ def test_manifest_topic_ids_and_header_name():
     ctx = ParseContext(FIXTURES / "kcat.pcap", "kcat.pcap", "t", manifest=Manifest(message_id_header="no-such-header"))
     parts = read_capture(FIXTURES / "kcat.pcap", ctx)["produce_partitions"]
     assert parts["message_ids"].to_list() == [[], [], []]
+
+
+def test_ipv6_over_linux_cooked_v1_with_capture_loss():
+    tables, ctx = parsed("sll_ipv6.pcap")
+    reqs = tables["kafka_requests"]
+    assert set(reqs["client_addr"]) == {"::1"} and set(reqs["broker_port"]) == {29186}
+    assert reqs["conn_id"].str.starts_with("[::1]:").all()
+    # tcpdump -i any missed the client's requests 6 and 7: their responses are orphans and
+    # the bytes the broker acknowledged are a gap
+    assert errors(ctx) == [("orphan_response", "info"), ("orphan_response", "info"), ("tcp_gap", "data_loss")]
+    assert "408 bytes from [::1]:34960 missing from the capture (stream bytes 874..1282" in ctx.errors[2].message
+    parts = tables["produce_partitions"]
+    assert parts.height == 4 and set(parts["compression"]) == {"gzip"} and (parts["error_code"] == 0).all()

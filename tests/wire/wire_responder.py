@@ -79,7 +79,7 @@ class Responder:
         self.versions[0] = (0, max_produce)
         self.offsets: dict[tuple[str, int], int] = {}
         self.lock = threading.Lock()
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if mss:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, mss)
