@@ -463,7 +463,7 @@ class Framer:
         self.skip_until = -1
         self.from_syn = False
         self.skipping: list[int] | None = None
-        self.damaged: dict | None = None  # request whose body a gap cut, awaiting its last byte
+        self.damaged: dict | None = None  # frame a gap cut, awaiting its last byte (its end time)
         self.resynced = False  # sync was lost after a gap or a bad frame (else: a mid-stream start)
 
     @property
@@ -473,10 +473,15 @@ class Framer:
 
     def feed(self, off: int, data: bytes, ts: int, pkt: int) -> None:
         if off < self.skip_until:  # inside a frame already known to be damaged
-            if self.damaged is not None:  # its last byte arrives with this chunk or later
-                self.damaged["arrival_ts"] = max(ts, self.damaged["arrival_ts"])
+            dmg = self.damaged
+            if dmg is not None:  # the damaged frame's last byte arrives with this chunk or later
+                obj = dmg["obj"]
+                if ts >= obj[dmg["field"]]:
+                    obj[dmg["field"]] = ts
+                    if dmg["pkt_field"]:
+                        obj[dmg["pkt_field"]] = pkt
                 if off + len(data) >= self.skip_until:
-                    self.damaged = None
+                    self._damaged_done()
             cut = min(self.skip_until - off, len(data))
             data, off = data[cut:], off + cut
             if not data:
@@ -530,8 +535,14 @@ class Framer:
             self.skipping = None
             self.conn.skipped(self, sk[0], sk[1], sk[2], after_gap=self.resynced)
 
+    def _damaged_done(self) -> None:
+        dmg, self.damaged = self.damaged, None
+        if dmg is not None and dmg["done"] is not None:
+            dmg["done"]()
+
     def flush(self, pkt: int) -> None:
         """End of the stream: whatever is buffered is an incomplete frame."""
+        self._damaged_done()
         self._run(True)
         self._flush_skip()
         if self.buf:
@@ -839,18 +850,27 @@ class Conn:
         """A gap fell inside a frame whose size is known: the frame is damaged, the framing
         holds. A request whose header survived still gets its row (and its response)."""
         d = "request" if fr.is_request else "response"
-        what, req = "", None
+        what, damaged = "", None
         if fr.is_request:
             try:
                 h = k.read_request_header(bytes(head[4:]), strict=True)
                 what = f" ({k.api_name(h.api_key)} v{h.api_version}, correlation id {h.correlation_id})"
                 req = self.ingest.on_request(self, h, None, first_ts, first_pkt, ts, pkt, size=end - start)
+                damaged = {"obj": req, "field": "arrival_ts", "pkt_field": None, "done": None}
             except k.ProtocolError:
                 what = " (header lost too)"
         elif len(head) >= 8:
             corr = _I32.unpack_from(head, 4)[0]
             what = f" (correlation id {corr})"
-            self.outstanding.pop(corr, None)
+            req = self.outstanding.pop(corr, None)
+            if req is not None:  # paired; the body is unknown, the row is emitted at its last byte
+                resp = {"first_ts": first_ts, "end_ts": ts, "bytes": end - start, "pkt": pkt, "parts": None}
+                damaged = {
+                    "obj": resp,
+                    "field": "end_ts",
+                    "pkt_field": "pkt",
+                    "done": lambda: self.ingest.emit(self, req, resp),
+                }
         self.ingest.ctx.error(
             pkt,
             "lost_frame",
@@ -858,7 +878,7 @@ class Conn:
             unit="packet",
             severity="data_loss",
         )
-        return req
+        return damaged
 
     def bad_frame(self, fr: Framer, start: int, why: str, pkt: int) -> None:
         if self.not_kafka():
@@ -921,7 +941,9 @@ class Conn:
         for side in (self.client, self.broker):
             self.ingest.flush_pending(side, pkt, self)
             # bytes the peer acknowledged (or the FIN placed) beyond what the capture holds
-            end = side.end_off if side.end_off is not None else side.acked
+            end = side.end_off
+            if end is None:  # no FIN seen: an acknowledgement one past the data is of a FIN not captured
+                end = side.acked - 1 if side.acked == side.next + 1 else side.acked
             if side.isn is not None and end > side.next:
                 self.ingest._gap(self, side, side.next, end, pkt, "capture")
             side.framer.flush(pkt)
