@@ -1,0 +1,99 @@
+"""``kforensics dump pcap`` and ``kforensics inspect`` on a capture, plus one live capture
+of a real client (needs root and tcpdump) checked against tshark."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+from wire_helpers import FIXTURES
+
+from pipeline.cli import cli
+from pipeline.ingest.pcap import CaptureParser
+
+
+def test_dump_pcap_produce_seed_layout():
+    out = CliRunner().invoke(cli, ["dump", "pcap", "--produce", str(FIXTURES / "kcat.pcap")])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.splitlines() == [
+        "00:35:17.247  00:35:17.248      0.287  kcat-snappy    orders  0",
+        "00:35:17.284  00:35:17.285      0.289  kcat-gzip      orders  1",
+        "00:35:17.316  00:35:17.316      0.322  kcat-lz4       orders  2",
+    ]
+    ids = CliRunner().invoke(cli, ["dump", "pcap", "--produce", "--all-ids", str(FIXTURES / "kcat.pcap")])
+    assert len(ids.stdout.splitlines()) == 12
+
+
+def test_dump_pcap_requests_and_damage_on_stderr():
+    out = CliRunner().invoke(cli, ["dump", "pcap", "--port", "29181", str(FIXTURES / "midstream.pcap")])
+    assert out.exit_code == 0
+    assert len(out.stdout.splitlines()) == 44
+    assert out.stderr.count("midstream_start") == 2
+    acks0 = CliRunner().invoke(cli, ["dump", "pcap", "--produce", str(FIXTURES / "librdkafka_v7.pcap")])
+    assert "00:35:12.890  ------------          -  ord-snappy-0   orders  0" in acks0.stdout
+
+
+def test_inspect_summarises_connections_apis_and_latency():
+    out = CliRunner().invoke(cli, ["inspect", str(FIXTURES / "librdkafka_v7.pcap")])
+    assert out.exit_code == 0, out.output
+    for title in ("connections", "APIs by count and version", "produce latency (ms)", "produce partitions by topic"):
+        assert title in out.stdout
+
+
+def test_summarise_frames():
+    from wire_helpers import parsed
+
+    tables, _ = parsed("librdkafka.pcap")
+    frames = dict(CaptureParser.summarise(tables))
+    assert frames["connections"].height == 10
+    apis = frames["APIs by count and version"]
+    assert apis.select("api_name", "api_version", "requests").rows() == [
+        ("Produce", 10, 30),
+        ("Metadata", 12, 11),
+        ("ApiVersions", 3, 10),
+    ]
+    lat = frames["produce latency (ms)"].row(0, named=True)
+    prod = tables["kafka_requests"].filter(pl.col("api_key") == 0)["latency_ms"]
+    assert lat["requests"] == 30 and lat["max"] == prod.max() and lat["min"] == prod.min()
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tool
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("tcpdump") or not shutil.which("tshark"),
+    reason="live capture needs root, tcpdump and tshark",
+)
+def test_live_capture_of_a_real_client_agrees_with_tshark(tmp_path):
+    pytest.importorskip("confluent_kafka")
+    import sys
+
+    sys.path.insert(0, str(FIXTURES))
+    import make_captures
+    from wire_reference import tshark_pdus
+    from wire_responder import Responder
+
+    port = 29000 + int(time.time()) % 900
+    responder = Responder(port).start()
+    out = tmp_path / "live.pcap"
+    try:
+        with make_captures.Capture(out, port):
+            make_captures.run_confluent(port, ("zstd", "gzip"), n=3)
+    finally:
+        responder.close()
+    from wire_helpers import parsed
+
+    tables, ctx = parsed(str(out), (port,))
+    reqs = tables["kafka_requests"]
+    pdus = tshark_pdus(out, (port,))
+    theirs = sorted(
+        (d["sport"], d["corr"], d["key"], d["version"], d["response_frame"]) for d in pdus if d["kind"] == "request"
+    )
+    ours = sorted(reqs.select("client_port", "correlation_id", "api_key", "api_version", "response_position").rows())
+    assert ours == theirs
+    parts = tables["produce_partitions"]
+    assert parts.height == 12 and parts["records"].sum() == 12
+    assert sorted(parts["compression"].unique()) == ["gzip", "zstd"]
