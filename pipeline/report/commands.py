@@ -111,7 +111,7 @@ def report_command(outdir_arg: Path | None, outdir: Path, fmt: str) -> None:
     if fmt == "table":
         print_report_summary(rep, path)
     else:
-        emit(summary_frame(rep), fmt)
+        emit(summary_frame(rep).with_columns(pl.col(pl.Float64).round(3)), fmt)
         stderr_console.print(f"report: {path}")
 
 
@@ -152,7 +152,7 @@ def compare_command(incidents: tuple[Path, ...], labels: tuple[str, ...], slo_ms
     except OSError as exc:
         raise ReportError(f"cannot write {outdir}/compare.html: {exc}") from None
     if fmt != "table":
-        emit(comp.side, fmt)
+        emit(comp.side.with_columns(pl.col(pl.Float64).round(3)), fmt)
         stderr_console.print(f"comparison: {path}")
         return
     stdout_console.print(f"[bold]comparison:[/bold] {path}")

@@ -431,13 +431,17 @@ class Incident:
             out["threads"] = Missing(f"correlation has not run: {why}")
         else:
             name = "any_value(blocker_thread)" if self.has("attribution", "blocker_thread") else "null"
-            wname = "any_value(handler_thread)" if self.has("attribution", "handler_thread") else "null"
+            wname = (
+                "any_value(case when write_tid = handler_tid then handler_thread end)"
+                if self.has("attribution", "handler_thread", "handler_tid")
+                else "null"
+            )
             has_write = self.has("attribution", "write_tid")
             own = (
                 f"""
                 union all
                 select 'own slow write' as role, write_tid as tid, {wname} as thread, count(*) as slow_requests,
-                       sum(latency_ms) as slow_ms, max(latency_ms) as max_ms
+                       sum(latency_ms) as total_ms, max(latency_ms) as max_ms
                 from attribution where {slow} and write_tid is not null and cause = 'slow_write' group by write_tid
                 """
                 if has_write and self.has("attribution", "cause")
@@ -447,11 +451,17 @@ class Incident:
                 f"""
                 select * from (
                     select 'held the lock' as role, blocker_tid as tid, {name} as thread, count(*) as slow_requests,
-                           sum(latency_ms) as slow_ms, max(latency_ms) as max_ms
+                           sum(latency_ms) as total_ms, max(latency_ms) as max_ms
                     from attribution where {slow} and blocker_tid is not null group by blocker_tid
                     {own}
-                ) order by slow_requests desc, slow_ms desc limit 10
+                ) order by slow_requests desc, total_ms desc, role, tid limit 10
                 """
+            )
+            names = self.thread_names(frame["tid"].to_list()).rename({"name": "known_name"})
+            frame = (
+                frame.join(names, on="tid", how="left", maintain_order="left")
+                .with_columns(pl.coalesce("thread", "known_name").alias("thread"))
+                .drop("known_name")
             )
             out["threads"] = (
                 frame if frame.height else Missing("no slow request names a blocking or slow-writing thread")

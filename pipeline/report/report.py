@@ -276,17 +276,19 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
         )
     sec_bundle = f"<h2>{h.esc(bundle_title)}</h2>" + "".join(bundle_parts)
 
-    body = [
-        "<h2>What happened</h2>" + (h.bullets(heads) or '<p class="missing">Nothing to conclude: no data.</p>'),
-        sec_latency,
-        sec_slo,
-        sec_causes,
-        sec_heat,
-        sec_disk,
-        sec_tl,
-        sec_bl,
-        sec_bundle,
-    ]
+    sections = {
+        "summary": "<h2>What happened</h2>"
+        + (h.bullets(heads) or '<p class="missing">Nothing to conclude: no data.</p>'),
+        "latency": sec_latency,
+        "slo": sec_slo,
+        "causes": sec_causes,
+        "heatmap": sec_heat,
+        "disk": sec_disk,
+        "worst": sec_tl,
+        "blockers": sec_bl,
+        "bundle": sec_bundle,
+    }
+    body = [f'<section id="{key}">{html}</section>' for key, html in sections.items()]
     footer = h.esc(
         f"kforensics {__version__} · generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC · "
         f"query the same data with `kforensics query` on {DB_NAME}"
