@@ -269,6 +269,10 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
         bundle_parts.append(h.table(arts, bad="errors"))
     bundle_parts.append("<h3>Clock offsets used</h3>")
     bundle_parts.append(miss(offsets, "clock offsets") if isinstance(offsets, Missing) else h.table(offsets))
+    if inc.has("stage_runs") and inc.rows("stage_runs"):
+        bundle_parts.append(
+            "<h3>Correlation stages run</h3>" + h.table(inc.frame("select * from stage_runs"), max_rows=40)
+        )
     if settings:
         bundle_parts.append(
             "<h3>Settings</h3>"

@@ -45,6 +45,7 @@ def test_report_on_a_journal_stall(stall_incident, stall_frames):
         assert_not_blank(png)
     assert rep.missing == []
     assert "trace/jbd2.log" in page and "clock_offset_ms.ebpf" in page
+    assert "<h3>Correlation stages run</h3>" in page and "90_attribution" in page
     # Offline: nothing to fetch, and the page forbids fetching.
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", page)
     assert "default-src 'none'" in page
