@@ -130,6 +130,8 @@ def _draw_heat(ax, cells, w: Window, n_time: int, lb_range, vmax, relative_time:
         ax.xaxis_date()
     cb = ax.figure.colorbar(mesh, ax=ax, pad=0.01)
     cb.set_label("requests")
+    cb.ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v:,.0f}"))
+    cb.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
     return mesh
 
 
@@ -147,9 +149,9 @@ def disk(writes: pl.DataFrame | None, commits: pl.DataFrame | None, w: Window, s
         else:
             for i, (func, part) in enumerate(frame.group_by("func", maintain_order=True)):
                 t = mdates.date2num(_bin_times(w, part["tb"].to_numpy()))
-                ax.plot(
-                    t, part["max_ms"].to_numpy(), "o-", ms=3, lw=0.8, color=SERIES[(i + 1) % len(SERIES)], label=func[0]
-                )
+                colour = SERIES[(i + 1) % len(SERIES)]
+                ax.plot(t, part["max_ms"].to_numpy(), "o", ms=3.5, color=colour, label=func[0])
+                ax.vlines(t, 0, part["max_ms"].to_numpy(), color=colour, lw=0.6, alpha=0.5)
             ax.set_title(f"Journal commit latency (max per {w.bin_s:g} s)")
             ax.legend(loc="upper right", fontsize=8)
         ax.set_yscale("log")

@@ -24,7 +24,7 @@ QUANTILES = (0.5, 0.9, 0.99, 0.999)
 PCT_COLS = ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
 CAUSES = ("slow_write", "monitor_wait", "head_of_line", "queue_wait", "replication_wait", "unexplained")
 CAUSE_TEXT = {
-    "slow_write": "their own write to disk was slow",
+    "slow_write": "waited on their own slow write to disk",
     "monitor_wait": "waited on a partition lock held by a thread whose write was slow",
     "head_of_line": "queued behind a slow request on the same connection",
     "queue_wait": "waited for a free request-handler thread",
@@ -393,7 +393,7 @@ class Incident:
         return frame if frame.height else Missing("the eBPF traces hold no calls")
 
     def worst(self, limit: int = 20) -> pl.DataFrame | Missing:
-        """The slowest requests with their cause and evidence chain."""
+        """The slowest requests at or above the SLO, with their cause and evidence chain."""
         src = self.request_source()
         if isinstance(src, Missing):
             return src
@@ -421,7 +421,10 @@ class Incident:
         select = ", ".join(
             ["conn_id", "correlation_id", "topic", "partition", "arrival_at", "end_at", "latency_ms", *extra]
         )
-        return self.frame(f"select {select} from {rel} order by latency_ms desc, arrival_at limit {int(limit)}")
+        return self.frame(
+            f"select {select} from {rel} where latency_ms >= {self.slo_ms} "
+            f"order by latency_ms desc, arrival_at limit {int(limit)}"
+        )
 
     def blockers(self) -> dict[str, pl.DataFrame | Missing]:
         """Threads, partitions and segments behind the most slow requests."""

@@ -199,7 +199,11 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
                 + (f", {h.esc(cause)}" if cause else "")
                 + "</h3>"
                 + (f"<p>Evidence: {h.esc(chain)}</p>" if chain else "")
-                + (f'<p class="note">Missing evidence: {h.esc(focus["missing"])}</p>' if focus.get("missing") else "")
+                + (
+                    f'<p class="note">Missing evidence: {h.esc(h.cell("missing", focus["missing"])[0])}</p>'
+                    if focus.get("missing")
+                    else ""
+                )
                 + h.img(chart)
             )
         worst = inc.worst(20)
@@ -219,7 +223,9 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
                 )
                 if c in worst.columns
             ]
-            parts.append("<h3>The 20 slowest requests and their evidence chains</h3>" + h.table(worst.select(keep)))
+            parts.append(
+                f"<h3>The {worst.height} slowest requests and their evidence chains</h3>" + h.table(worst.select(keep))
+            )
         first = eps[0]
         sec_tl = (
             f"<h2>Worst request: {h.esc(h.fmt_ms(first['latency_ms']))} on {h.esc(first['topic'])}-"

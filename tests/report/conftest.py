@@ -83,7 +83,11 @@ def tiny_attribution(frame: pl.DataFrame) -> pl.DataFrame:
         pl.lit(None, pl.Float64).alias("commit_latency_ms"),
         pl.when(slow).then(pl.col("latency_ms") - 2).otherwise(0.0).alias("explained_ms"),
         pl.when(slow).then(pl.lit("write by handler-2 was slow")).alias("chain"),
-        pl.lit(None, pl.Utf8).alias("missing"),
+        # as the correlation writes it: a list of the evidence kinds that were absent
+        pl.when(pl.col("latency_ms") == 100)
+        .then(pl.lit(["journal_commits"], pl.List(pl.Utf8)))
+        .otherwise(pl.lit([], pl.List(pl.Utf8)))
+        .alias("missing"),
     )
 
 

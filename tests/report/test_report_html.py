@@ -84,6 +84,9 @@ def test_report_command_formats(cli, tiny_incident):
         "scope,requests,p50_ms,p90_ms,p99_ms,p999_ms,max_ms,slow,slow_pct,cause_monitor_wait,cause_slow_write"
     )
     assert result.stdout.splitlines()[1] == "all topics,12,6.5,91.0,189.0,198.9,200.0,2,16.667,1,1"
+    page = (tiny_incident / "report.html").read_text()
+    assert "<h3>The 2 slowest requests and their evidence chains</h3>" in page
+    assert '<td class="chain">journal_commits</td>' in page
     result = CliRunner().invoke(cli, ["report", str(tiny_incident)], catch_exceptions=False)
     assert "2 of 12 produce requests (16.7%) took 65 ms or more" in result.stdout
     assert "Slow requests by cause" in result.stdout
