@@ -151,6 +151,19 @@ class Incident:
             return "from the correlation settings"
         return "default: the correlation settings do not give one"
 
+    def broker(self) -> str | None:
+        """The broker: its id from the settings, else the address most requests went to."""
+        if self.settings().get("broker_id") is not None:
+            return f"broker {self.settings()['broker_id']}"
+        if self.has("kafka_requests", "broker_addr", "broker_port"):
+            rows = self.con.execute(
+                "select broker_addr, broker_port from kafka_requests where broker_addr is not null "
+                "group by all order by count(*) desc, broker_addr, broker_port limit 1"
+            ).fetchall()
+            if rows:
+                return f"broker {rows[0][0]}:{rows[0][1]}"
+        return None
+
     def clock_offsets(self) -> pl.DataFrame | Missing:
         """Clock offsets the correlation applied, from a clock_offsets table or the settings."""
         if self.has("clock_offsets"):

@@ -77,8 +77,8 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
 
     window = inc.window()
     settings = inc.settings()
-    broker = settings.get("broker_id")
-    title = "Kafka produce latency" + (f" — broker {broker}" if broker is not None else "")
+    broker = inc.broker()
+    title = "Kafka produce latency" + (f" — {broker}" if broker else "")
     if isinstance(window, Missing):
         subtitle = h.esc(f"No time window: {window.reason}.")
     else:
@@ -129,10 +129,25 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
         heads.append(h.esc(line))
         chart = charts.causes(causes)
         made.append(chart)
+        by_topic = ""
+        counts = inc.cause_counts()
+        if not isinstance(counts, Missing) and counts.filter(pl.col("scope") != "all topics").height:
+            wide = (
+                counts.filter(pl.col("scope") != "all topics")
+                .pivot(on="cause", index="scope", values="requests", sort_columns=True)
+                .fill_null(0)
+                .rename({"scope": "topic"})
+            )
+            wide = wide.with_columns(pl.sum_horizontal(pl.exclude("topic")).alias("slow")).sort(
+                ["slow", "topic"], descending=[True, False]
+            )
+            by_topic = "<h3>Slow requests by topic and cause</h3>" + h.table(
+                wide.select("topic", "slow", pl.exclude("topic", "slow"))
+            )
         sec_causes = (
             f"<h2>{h.esc(line)}</h2><p>Each slow request has one immediate cause and the deepest cause "
             "proven behind it (root cause). <i>explained %</i> is the share of their latency the evidence "
-            "accounts for.</p>" + h.img(chart) + h.table(causes)
+            "accounts for.</p>" + h.img(chart) + h.table(causes) + by_topic
         )
 
     # -- heatmap --------------------------------------------------------------------------

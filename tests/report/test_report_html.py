@@ -85,6 +85,8 @@ def test_report_command_formats(cli, tiny_incident):
     )
     assert result.stdout.splitlines()[1] == "all topics,12,6.5,91.0,189.0,198.9,200.0,2,16.667,1,1"
     page = (tiny_incident / "report.html").read_text()
+    assert "<title>Kafka produce latency — broker 3</title>" in page
+    assert "<h3>Slow requests by topic and cause</h3>" in page
     assert "<h3>The 2 slowest requests and their evidence chains</h3>" in page
     assert '<td class="chain">journal_commits</td>' in page
     result = CliRunner().invoke(cli, ["report", str(tiny_incident)], catch_exceptions=False)
@@ -99,3 +101,15 @@ def test_report_command_on_a_missing_directory(cli, tmp_path):
         str(result.exception)
         == f"no incident.duckdb in {tmp_path / 'nope'}: run `kforensics run BUNDLE -o {tmp_path / 'nope'}` first"
     )
+
+
+def test_run_report_through_an_open_store(tiny_incident):
+    """`run` holds the store open for writing: the report reads through its connection."""
+    from pipeline.report.commands import run_report
+    from pipeline.store import Store
+
+    (tiny_incident / "report.html").unlink(missing_ok=True)
+    with Store(tiny_incident) as store:
+        path = run_report(tiny_incident, store.con, quiet=True)
+        store.con.execute("select count(*) from attribution").fetchall()  # the connection is still usable
+    assert path == tiny_incident / "report.html" and path.stat().st_size > 10_000
