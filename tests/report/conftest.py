@@ -36,6 +36,30 @@ def clean_incident(tmp_path_factory, clean_frames) -> Path:
     return write_incident(tmp_path_factory.mktemp("xfs"), clean_frames)
 
 
+@pytest.fixture(scope="session")
+def stall_report(stall_incident):
+    """report.html of the stall incident, rendered once: (path, Report)."""
+    from pipeline.report.report import write_report
+
+    return write_report(stall_incident)
+
+
+@pytest.fixture(scope="session")
+def comparison(stall_incident, clean_incident, tmp_path_factory):
+    """compare.html of the stall (baseline) and clean incidents, rendered once: (path, Comparison)."""
+    from pipeline.report.compare import compare_outdirs
+
+    return compare_outdirs([stall_incident, clean_incident], ["ext4-ordered", "xfs"], tmp_path_factory.mktemp("cmp"))
+
+
+def colours(pixels) -> int:
+    """Distinct RGB colours in an image array (packed to one integer each, fast)."""
+    import numpy as np
+
+    rgb = pixels[..., :3].astype(np.uint32)
+    return int(np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).size)
+
+
 T0 = dt.datetime(2026, 11, 20, 12, 0, 0)
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from fixtures.report.synthetic import write_incident
 from pipeline.report.report import write_report
-from tests.report.conftest import tiny_frames
+from tests.report.conftest import colours, tiny_frames
 
 SECTIONS = ["summary", "latency", "slo", "causes", "heatmap", "disk", "worst", "blockers", "bundle"]
 
@@ -27,11 +27,11 @@ def charts_in(page: str) -> dict[str, bytes]:
 def assert_not_blank(png: bytes) -> None:
     pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     assert pixels.shape[0] > 100 and pixels.shape[1] > 300
-    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 20
+    assert colours(pixels) > 20
 
 
-def test_report_on_a_journal_stall(stall_incident, stall_frames):
-    path, rep = write_report(stall_incident)
+def test_report_on_a_journal_stall(stall_report, stall_frames):
+    path, rep = stall_report
     page = path.read_text()
     assert path.name == "report.html" and page == rep.html
     assert re.findall(r'<section id="([a-z]+)"><h2>', page) == SECTIONS
