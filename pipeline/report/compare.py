@@ -148,13 +148,30 @@ def build_comparison(incs: list[Incident], slo_ms: float) -> Comparison:
     for r in side.slice(1).iter_rows(named=True):
         if r["slow"] is None or base["slow"] is None:
             continue
-        heads.append(
-            f"<b>{h.esc(r['label'])}</b>: {h.esc(change_text(r['slow_change_pct'], f'requests over the {slo_ms:g} ms SLO'))} "
-            f"than {h.esc(base['label'])} ({base['slow']:,} → {r['slow']:,}; "
-            f"{h.fmt_pct(base['slow_pct'])} → {h.fmt_pct(r['slow_pct'])} of requests); "
+        tail = (
             f"p999 {h.fmt_ms(base['p999_ms'])} → {h.fmt_ms(r['p999_ms'])}, max {h.fmt_ms(base['max_ms'])} → "
             f"{h.fmt_ms(r['max_ms'])}"
         )
+        traffic = _change(r["requests"], base["requests"])
+        if traffic is not None and abs(traffic) > 10:
+            # Different traffic: the rate per request is the fair measure; say so.
+            rate = r["slow_rate_change_pct"]
+            what = (
+                f"share of requests over the {slo_ms:g} ms SLO: no baseline to compare with"
+                if rate is None
+                else f"{abs(rate):.0f}% {'lower' if rate < 0 else 'higher'} share of requests over the {slo_ms:g} ms SLO"
+            )
+            heads.append(
+                f"<b>{h.esc(r['label'])}</b>: {h.esc(what)} than {h.esc(base['label'])} "
+                f"({h.fmt_pct(base['slow_pct'])} → {h.fmt_pct(r['slow_pct'])} of requests; {base['slow']:,} → "
+                f"{r['slow']:,} slow of {base['requests']:,} → {r['requests']:,} requests); {tail}"
+            )
+        else:
+            what = change_text(r["slow_change_pct"], f"requests over the {slo_ms:g} ms SLO")
+            heads.append(
+                f"<b>{h.esc(r['label'])}</b>: {h.esc(what)} than {h.esc(base['label'])} ({base['slow']:,} → "
+                f"{r['slow']:,}; {h.fmt_pct(base['slow_pct'])} → {h.fmt_pct(r['slow_pct'])} of requests); {tail}"
+            )
     for r in side.iter_rows(named=True):
         if r["journal_commit_pct"]:
             heads.append(

@@ -65,6 +65,12 @@ def test_compare_with_an_uncorrelated_incident(stall_incident, tmp_path):
     assert comp.side["requests"].to_list() == [20_000, 12]
     assert comp.side["slow"][1] == 2 and comp.side["top_cause"][1] is None
     assert "capture-only: causes not shown: correlation has not run: no attribution table" in path.read_text()
+    # 20,000 against 12 requests: the headline compares shares, not counts
+    before = 100 * comp.side["slow"][0] / 20_000
+    rate = 100 * (100 * 2 / 12 - before) / before
+    assert comp.headlines[0].startswith(
+        f"<b>capture-only</b>: {abs(rate):.0f}% {'lower' if rate < 0 else 'higher'} share of requests over the 65 ms SLO"
+    )
 
 
 def test_compare_command(cli, stall_incident, clean_incident, tmp_path):
