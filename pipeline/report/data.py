@@ -514,24 +514,39 @@ class Incident:
 
     # -- timelines --------------------------------------------------------------------
     def episodes(self, count: int = 3) -> list[dict[str, Any]] | Missing:
-        """The worst slow requests from distinct stalls (windows at least 1 s apart)."""
+        """The worst slow request of each of the worst stalls.
+
+        Slow requests are grouped into stalls: a request joins the current stall when it
+        arrives less than a second after the latest end so far. Each stall is represented by
+        its slowest request; the `count` slowest representatives are returned.
+        """
         src = self.request_source()
         if isinstance(src, Missing):
             return src
         rel, _ = src
-        cand = self.frame(
-            f"select * from {rel} where latency_ms >= {self.slo_ms} order by latency_ms desc, arrival_at limit 500"
+        frame = self.frame(
+            f"""
+            with s as (
+                select * from {rel} where latency_ms >= {self.slo_ms}
+            ), o as (
+                select *, max(epoch_us(end_at)) over (
+                    order by arrival_at, conn_id, correlation_id rows between unbounded preceding and 1 preceding
+                ) as prev_end_us
+                from s
+            ), g as (
+                select *, sum(case when prev_end_us is null or epoch_us(arrival_at) > prev_end_us + 1000000
+                                   then 1 else 0 end)
+                          over (order by arrival_at, conn_id, correlation_id rows unbounded preceding) as stall
+                from o
+            )
+            select * exclude (prev_end_us, stall) from g
+            qualify row_number() over (partition by stall order by latency_ms desc, arrival_at, conn_id) = 1
+            order by latency_ms desc, arrival_at limit {int(count)}
+            """
         )
-        if cand.height == 0:
+        if frame.height == 0:
             return Missing(f"no request reached the {self.slo_ms:g} ms SLO")
-        chosen: list[dict[str, Any]] = []
-        gap = dt.timedelta(seconds=1)
-        for row in cand.iter_rows(named=True):
-            if all(row["arrival_at"] > c["end_at"] + gap or row["end_at"] < c["arrival_at"] - gap for c in chosen):
-                chosen.append(row)
-            if len(chosen) == count:
-                break
-        return chosen
+        return list(frame.iter_rows(named=True))
 
     def timeline(self, focus: dict[str, Any], max_requests: int = 8) -> dict[str, pl.DataFrame]:
         """Everything around one slow request on its partition: requests, writes, waits, commits."""

@@ -159,3 +159,28 @@ def test_episodes_are_distinct_and_timeline_holds_the_evidence(stall_incident, s
 @pytest.mark.parametrize(("seconds", "width"), [(120, 0.5), (600, 5.0), (3600, 20.0), (0.2, 0.001), (86400, 500.0)])
 def test_bin_widths_are_round(seconds, width):
     assert nice_bin_s(seconds) == width
+
+
+def test_a_big_stall_does_not_hide_the_next_one(tmp_path):
+    """600 victims of one stall, then three of a smaller one 10 s later: two timelines."""
+    t0 = dt.datetime(2026, 11, 20, 12, 0, 0)
+    n = 603
+    arrival = [t0 + dt.timedelta(milliseconds=i) for i in range(600)] + [
+        t0 + dt.timedelta(seconds=10, milliseconds=i) for i in range(3)
+    ]
+    lat = [900.0 - i for i in range(600)] + [70.0, 71.0, 72.0]
+    frame = pl.DataFrame(
+        {
+            "conn_id": [f"c{i}" for i in range(n)],
+            "correlation_id": [1] * n,
+            "topic": ["t"] * n,
+            "partition": [0] * n,
+            "arrival_at": arrival,
+            "end_at": [a + dt.timedelta(milliseconds=x) for a, x in zip(arrival, lat, strict=True)],
+            "latency_ms": lat,
+        },
+        schema_overrides={"correlation_id": pl.Int32, "partition": pl.Int32},
+    )
+    inc = _open(write_incident(tmp_path / "two", {"produce_partitions": frame}))
+    eps = inc.episodes(3)
+    assert [(e["conn_id"], e["latency_ms"]) for e in eps] == [("c0", 900.0), ("c602", 72.0)]
