@@ -113,3 +113,14 @@ def test_run_report_through_an_open_store(tiny_incident):
         path = run_report(tiny_incident, store.con, quiet=True)
         store.con.execute("select count(*) from attribution").fetchall()  # the connection is still usable
     assert path == tiny_incident / "report.html" and path.stat().st_size > 10_000
+
+
+def test_report_on_traces_without_a_capture(tmp_path, stall_frames):
+    """Only eBPF traces: the disk section is drawn on their own time window, the rest says why."""
+    frames = {k: stall_frames[k] for k in ("fs_writes", "kernel_calls")}
+    path, rep = write_report(write_incident(tmp_path / "traces", frames))
+    page = path.read_text()
+    assert sorted(charts_in(page)) == ["disk"]
+    assert "Not shown: no produce requests: the bundle holds no packet capture." in page
+    start = stall_frames["fs_writes"]["start_at"].min()
+    assert f"{start:%Y-%m-%d %H:%M:%S.%f}"[:-3] in page  # the window comes from the traces
