@@ -194,6 +194,14 @@ class Incident:
             return Missing("no produce requests: the bundle holds no packet capture")
         return Missing("no produce requests: no attribution rows and no Produce requests in produce_partitions")
 
+    def unanswered(self) -> int:
+        """Produce partitions seen without a response (no latency), from the source in use."""
+        src = self.request_source()
+        if isinstance(src, Missing):
+            return 0
+        table = "attribution" if src[1].startswith("attribution") else "produce_partitions"
+        return self.rows(table, "latency_ms is null")
+
     def slow_expr(self) -> str:
         """SQL predicate for a slow attribution row: its flag, else latency >= SLO."""
         if self.has("attribution", "slow") and self.slo_override is None:

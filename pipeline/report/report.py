@@ -109,7 +109,14 @@ def build_report(inc: Incident, *, max_timelines: int = 3) -> Report:
             f"<h2>Latency: median {h.esc(h.fmt_ms(overall['p50_ms']))}, "
             f"p999 {h.esc(h.fmt_ms(overall['p999_ms']))}, max {h.esc(h.fmt_ms(overall['max_ms']))}</h2>"
             f'<p class="note">Per produce request (a request touching several partitions counts once overall, '
-            f"once per topic). Source: {h.esc(source)}.</p>" + h.table(pct_frame.drop("slow", "slow_pct"))
+            f"once per topic). Source: {h.esc(source)}.</p>"
+            + (
+                f'<p class="note">{unanswered:,} request partitions had no response in the capture and are '
+                "not counted.</p>"
+                if (unanswered := inc.unanswered())
+                else ""
+            )
+            + h.table(pct_frame.drop("slow", "slow_pct"))
         )
         topics = pct_frame.slice(1).filter(pl.col("slow") > 0)
         worst_topic = f" {h.esc(topics['scope'][0])} had the most ({topics['slow'][0]:,})." if topics.height else ""

@@ -62,6 +62,16 @@ def test_report_without_correlation_or_traces_says_why(tmp_path):
     assert "Source: produce_partitions (capture only: correlation has not run)" in page
 
 
+def test_unanswered_requests_are_counted_aside(tmp_path):
+    frames = tiny_frames()
+    frames["produce_partitions"] = frames["produce_partitions"].with_columns(
+        pl.when(pl.col("correlation_id") <= 2).then(None).otherwise(pl.col("latency_ms")).alias("latency_ms")
+    )
+    path, rep = write_report(write_incident(tmp_path / "noresp", frames))
+    assert rep.percentiles.row(0, named=True)["requests"] == 10
+    assert "2 request partitions had no response in the capture and are not counted." in path.read_text()
+
+
 def test_report_on_an_empty_incident(tmp_path):
     out = write_incident(tmp_path / "empty", {})
     path, rep = write_report(out)
