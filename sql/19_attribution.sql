@@ -74,8 +74,12 @@ coverage AS (
     SELECT
         max(CASE WHEN source = 'ebpf' AND rows > 0 THEN first_at END) AS ebpf_from,
         max(CASE WHEN source = 'ebpf' AND rows > 0 THEN last_at END) AS ebpf_to,
-        max(CASE WHEN source = 'journal' AND rows > 0 THEN first_at END) AS journal_from,
-        max(CASE WHEN source = 'journal' AND rows > 0 THEN last_at END) AS journal_to,
+        -- a journal trace prints only slow calls: when present it is taken to cover the eBPF session
+        least(max(CASE WHEN source = 'journal' AND rows > 0 THEN first_at END),
+            max(CASE WHEN source = 'ebpf' AND rows > 0 AND (SELECT count(*) FROM journal) > 0 THEN first_at END)) AS journal_from,
+        greatest(max(CASE WHEN source = 'journal' AND rows > 0 THEN last_at END),
+            max(CASE WHEN source = 'ebpf' AND rows > 0 AND (SELECT count(*) FROM journal) > 0 THEN last_at END)) AS journal_to,
+        max(CASE WHEN source = 'capture' THEN first_at END) AS capture_from,
         max(CASE WHEN source = 'jfr' AND rows > 0 THEN first_at END) AS jfr_from,
         max(CASE WHEN source = 'jfr' AND rows > 0 THEN last_at END) AS jfr_to
     FROM clock_offsets
@@ -132,13 +136,15 @@ assembled AS (
             CASE WHEN p.slow AND rw.pp_id IS NULL THEN 'fs_writes' END,
             CASE WHEN p.slow AND (rw.link_method IS NULL OR rw.link_method = 'time_overlap')
                 AND NOT EXISTS (SELECT 1 FROM seg_parts sp WHERE sp.topic = p.topic AND sp.partition = p.partition) THEN 'segments' END,
-            CASE WHEN f.cause = 'unexplained' AND NOT (cov.jfr_from <= p.arrival_at AND cov.jfr_to >= p.end_at) THEN 'monitor_waits' END,
-            CASE WHEN f.cause = 'unexplained' AND NOT (cov.ebpf_from <= p.arrival_at AND cov.ebpf_to >= p.end_at) AND rw.pp_id IS NOT NULL THEN 'fs_writes_window' END,
+            CASE WHEN f.cause = 'unexplained' AND NOT coalesce(cov.jfr_from <= p.arrival_at AND cov.jfr_to >= p.end_at, false) THEN 'monitor_waits' END,
+            CASE WHEN f.cause = 'unexplained' AND NOT coalesce(cov.ebpf_from <= p.arrival_at AND cov.ebpf_to >= p.end_at, false) AND rw.pp_id IS NOT NULL THEN 'fs_writes_window' END,
             CASE WHEN p.slow AND c.root_cause = 'slow_write'
                 AND NOT coalesce(cov.journal_from <= c.culprit_write_at AND cov.journal_to >= c.culprit_write_at, false) THEN 'journal_commits' END,
             CASE WHEN f.cause = 'monitor_wait' AND rq.blocker_tid IS NULL THEN 'blocker_write' END,
             CASE WHEN f.cause = 'unexplained' AND q0.pp_id IS NOT NULL AND q0.pool_size IS NULL THEN 'handler_pool' END,
-            CASE WHEN f.cause = 'unexplained' AND p.acks = -1 AND fol.n = 0 THEN 'follower_fetches' END
+            CASE WHEN f.cause = 'unexplained' AND p.acks = -1 AND fol.n = 0 THEN 'follower_fetches' END,
+            -- a request ahead of it on the connection may have been sent before the capture started
+            CASE WHEN f.cause = 'unexplained' AND epoch_us(p.arrival_at) - epoch_us(cov.capture_from) < p.latency_ms * 1000 THEN 'capture_start' END
         ], lambda x: x IS NOT NULL) AS missing
     FROM produce p
     JOIN first_level f USING (pp_id)
@@ -209,5 +215,11 @@ SELECT
         || CASE WHEN len(a.missing) > 0 THEN ' [missing: ' || array_to_string(a.missing, ', ') || ']' ELSE '' END
     END AS chain,
     a.missing
-FROM assembled a
+FROM (
+    SELECT a.* REPLACE (
+        CASE WHEN a.cause = 'head_of_line' AND len(r.missing) > 0
+            THEN list_distinct(list_concat(a.missing, r.missing)) ELSE a.missing END AS missing)
+    FROM assembled a
+    LEFT JOIN assembled r ON r.pp_id = a.root_pp_id AND a.cause = 'head_of_line'
+) a
 LEFT JOIN threads bt ON bt.tid = a.blocker_tid;
