@@ -117,7 +117,7 @@ assembled AS (
         c.culprit_tid,
         c.culprit_write_ms,
         c.culprit_write_at,
-        CASE WHEN f.cause = 'head_of_line' OR (f.cause = 'queue_wait') THEN c.root_pp_id END AS root_pp_id,
+        CASE f.cause WHEN 'head_of_line' THEN c.root_pp_id WHEN 'queue_wait' THEN q.root_pp_id END AS root_pp_id,
         rq.wait_start_at,
         rq.wait_end_at,
         rq.wait_ms,
@@ -198,7 +198,7 @@ SELECT
     a.explained_ms,
     CASE WHEN a.slow THEN
         CASE a.cause
-            WHEN 'slow_write' THEN printf('own write took %.1f ms (TID %d)', a.write_latency_ms, a.write_tid)
+            WHEN 'slow_write' THEN printf('own write took %.1f ms (TID %d, %s)', a.write_latency_ms, a.write_tid, coalesce(a.handler_thread, '?'))
             WHEN 'monitor_wait' THEN printf('handler TID %d (%s) blocked %.1f ms on the log lock of %s-%d', a.handler_tid, coalesce(a.handler_thread, '?'), a.wait_ms, a.topic, a.partition)
                 || CASE WHEN a.blocker_tid IS NOT NULL THEN printf(' while TID %d (%s) wrote it', a.blocker_tid, coalesce(bt.name, '?')) ELSE '' END
             WHEN 'head_of_line' THEN printf('waited %.1f ms behind request %d on the same connection', a.explained_ms, a.pred_correlation_id)
@@ -207,9 +207,11 @@ SELECT
             ELSE printf('no evidence explains %.1f ms', a.latency_ms)
                 || CASE WHEN a.suspect_tid IS NOT NULL THEN printf('; TID %d wrote %s-%d for %.1f ms across it (lock wait likely, not proven)', a.suspect_tid, a.topic, a.partition, a.suspect_write_ms) ELSE '' END
         END
-        || CASE a.root_cause
-            WHEN 'journal_commit' THEN printf(' <- %s%.1f ms write under a %.1f ms journal commit', CASE WHEN a.cause = 'slow_write' THEN '' ELSE printf('TID %d''s ', a.culprit_tid) END, a.culprit_write_ms, a.commit_latency_ms)
-            WHEN 'slow_write' THEN CASE WHEN a.cause = 'slow_write' THEN ' (no journal commit under it)' ELSE printf(' <- TID %d''s %.1f ms write', a.culprit_tid, a.culprit_write_ms) END
+        || CASE
+            WHEN a.cause = 'slow_write' AND a.root_cause = 'journal_commit' THEN printf(' under a %.1f ms journal commit', a.commit_latency_ms)
+            WHEN a.cause = 'slow_write' THEN ' (no journal commit under it)'
+            WHEN a.root_cause = 'journal_commit' THEN printf(' <- TID %d''s %.1f ms write under a %.1f ms journal commit', a.culprit_tid, a.culprit_write_ms, a.commit_latency_ms)
+            WHEN a.root_cause = 'slow_write' THEN printf(' <- TID %d''s %.1f ms write (no journal commit under it)', a.culprit_tid, a.culprit_write_ms)
             ELSE ''
         END
         || CASE WHEN len(a.missing) > 0 THEN ' [missing: ' || array_to_string(a.missing, ', ') || ']' ELSE '' END
