@@ -1,6 +1,7 @@
 -- stage:   04_batch_writes
 -- purpose: Each record batch found in a segment, with the traced write whose byte range holds
---          the batch's file position (same topic, partition and segment file).
+--          the batch's file position (same topic, partition and segment file): the write with
+--          the greatest file offset at or before the batch (ASOF), kept if its bytes reach it.
 -- grain:   one row per segment batch (batch_id); write_id null when no traced write holds it
 -- reads:   segment_batches, disk_writes
 -- creates: batch_writes
@@ -25,12 +26,10 @@ SELECT
     b.producer_id,
     b.producer_epoch,
     b.base_sequence,
-    w.write_id
+    CASE WHEN b.file_position < w.file_offset + greatest(w.bytes, 1) THEN w.write_id END AS write_id
 FROM b
-LEFT JOIN disk_writes w
+ASOF LEFT JOIN disk_writes w
     ON w.topic = b.topic
     AND w.partition = b.partition
     AND w.segment = b.segment
-    AND b.file_position >= w.file_offset
-    AND b.file_position < w.file_offset + greatest(w.bytes, 1)
-QUALIFY row_number() OVER (PARTITION BY b.batch_id ORDER BY b.file_position - w.file_offset NULLS LAST, w.write_id) = 1;
+    AND b.file_position >= w.file_offset;
