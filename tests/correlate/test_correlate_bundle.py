@@ -236,3 +236,24 @@ def test_end_to_end_generated_bundles(tmp_path, name):
         }
     want = {(t["correlation_id"], t["topic"], t["partition"]): (t["cause"], t["root_cause"]) for t in sim.truth()}
     assert got == want
+
+
+def test_demo_bundle_is_the_generated_seed(tmp_path):
+    """fixtures/demo is committed: it must be exactly what the generator writes today."""
+    demo = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+    write_bundle(simulate(SCENARIOS["seed"]()), tmp_path / "seed")
+    files = sorted(p.relative_to(demo).as_posix() for p in demo.rglob("*") if p.is_file())
+    assert files == sorted(
+        p.relative_to(tmp_path / "seed").as_posix() for p in (tmp_path / "seed").rglob("*") if p.is_file()
+    )
+    for name in files:
+        assert (demo / name).read_bytes() == (tmp_path / "seed" / name).read_bytes(), name
+    assert sum((demo / n).stat().st_size for n in files) < 500_000
+
+
+def test_demo_end_to_end(tmp_path):
+    demo = Path(__file__).resolve().parents[2] / "fixtures" / "demo"
+    run_bundle(demo, tmp_path / "out")
+    res = CliRunner().invoke(cli, ["-q", "correlate", str(tmp_path / "out")])
+    assert "4 slower than 65 ms" in res.output
+    assert "monitor_wait / journal_commit" in res.output
