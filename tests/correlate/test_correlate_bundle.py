@@ -95,7 +95,7 @@ def test_ebpf_lines_are_the_seed_format(seed_bundle):
     lines = (out / "ebpf" / "ext4slower.log").read_text().splitlines()
     slow = [ln for ln in lines if " 4462 " in ln and "topicF-6/" in ln and "17:58:00.6" in ln]
     assert slow == [
-        "17:58:00.643950  17:58:00.769546    125.596 ms  4462   498    4155       topicF-6/00000000000966764382.log"
+        "17:58:00.643950  17:58:00.769554    125.604 ms  4462   498    4155       topicF-6/00000000000966764382.log"
     ]
     journal = (out / "ebpf" / "journal.log").read_text().splitlines()
     assert journal[0] == "17:58:00.643500  17:58:00.774500    131.000 ms  jbd2_journal_commit_transaction"
@@ -130,9 +130,9 @@ def test_jfr_recording_reads_with_the_jdk_tool(seed_bundle):
     assert [
         (e["values"]["startTime"], e["values"]["duration"], e["values"]["eventThread"]["osThreadId"]) for e in waits
     ] == [
-        ("2026-11-20T17:58:00.651630Z", "PT0.118136S", 4484),
-        ("2026-11-20T17:58:00.655930Z", "PT0.114381S", 4499),
-        ("2026-11-20T17:58:00.661830Z", "PT0.113501S", 4467),
+        ("2026-11-20T17:58:00.651630Z", "PT0.118144S", 4484),
+        ("2026-11-20T17:58:00.655930Z", "PT0.114389S", 4499),
+        ("2026-11-20T17:58:00.661830Z", "PT0.113509S", 4467),
     ]
     assert waits[0]["values"]["eventThread"]["javaName"] == "data-plane-kafka-request-handler-24"
     assert [e["values"]["previousOwner"]["osThreadId"] for e in waits] == [4462, 4484, 4499]
