@@ -205,7 +205,7 @@ def test_without_segments_links_fall_back_to_the_time_window(correlated):
     sc.missing = {"segments"}
     store, _, _ = correlated(sc)
     methods = store.frame("select link_method, count(*) as n from attribution group by all order by all").rows()
-    assert methods == [("time_overlap", 178)]
+    assert methods == [("time_overlap", 85)]
     missing = store.frame("select missing from attribution where slow")["missing"].to_list()
     assert missing == [["segments"]] * 4
 
