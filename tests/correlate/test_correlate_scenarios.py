@@ -144,12 +144,31 @@ def test_full_evidence_matches_ground_truth(correlated, name):
             assert got[k]["blocker_tid"] == want[k]["blocker_tid"]
 
 
-def test_every_cause_kind_is_exercised(correlated):
-    store, sim, _ = correlated(SCENARIOS["mixed"]())
-    kinds = {t["cause"] for t in sim.truth() if t["cause"]}
+def test_every_cause_kind_is_exercised():
+    from fixtures.scenarios.model import simulate
+
+    kinds = {t["cause"] for t in simulate(SCENARIOS["mixed"]()).truth() if t["cause"]}
     assert kinds == {"slow_write", "monitor_wait", "head_of_line", "replication_wait", "unexplained"}
-    store2, sim2, _ = correlated(SCENARIOS["saturated"]())
-    assert {"queue_wait", "monitor_wait", "slow_write"} <= {t["cause"] for t in sim2.truth() if t["cause"]}
+    kinds = {t["cause"] for t in simulate(SCENARIOS["saturated"]()).truth() if t["cause"]}
+    assert {"queue_wait", "monitor_wait", "slow_write"} <= kinds
+
+
+@pytest.mark.parametrize(
+    ("blank", "method"),
+    [
+        ("update produce_partitions set batch_crc = null", "producer_seq"),
+        ("update produce_partitions set batch_crc = null, producer_id = -1", "message_id"),
+        ("update produce_partitions set batch_crc = null, producer_id = -1, message_ids = []", "time_overlap"),
+    ],
+)
+def test_link_methods_from_strongest_to_weakest(correlated, blank, method):
+    store, sim, result = correlated(SCENARIOS["seed"](), before=blank)
+    assert result.audit_failures == {}
+    assert store.frame("select distinct link_method from attribution")["link_method"].to_list() == [method]
+    got, want = attribution(store), truth(sim)
+    assert {k: (g["cause"], g["root_cause"]) for k, g in got.items()} == {
+        k: (t["cause"], t["root_cause"]) for k, t in want.items()
+    }
 
 
 DEGRADED = [
