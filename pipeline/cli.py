@@ -18,10 +18,15 @@ import polars as pl
 
 from pipeline import __version__
 from pipeline.bundle import open_bundle
+from pipeline.correlate import correlate as run_correlation
+from pipeline.correlate import settings_from_manifest, write_settings
 from pipeline.errors import ForensicsError, UsageError
+from pipeline.explain import explain as explain_request
+from pipeline.explain import find_requests
 from pipeline.output import FORMATS, emit, rich_table, stdout_console
 from pipeline.progress import Progress, stderr_console
 from pipeline.registry import DUMP_COMMANDS, ParseContext, Probe, detect, load_families
+from pipeline.report.commands import compare_command, report_command, run_report
 from pipeline.runner import IngestSummary, check_frame, ingest_bundle
 from pipeline.store import DB_NAME, Store
 
@@ -99,6 +104,7 @@ def _ingest(ctx: click.Context, bundle_path: Path, outdir: Path, strict: bool, j
         bundle = open_bundle(bundle_path, outdir)
         with Progress(quiet=quiet) as progress:
             summary = ingest_bundle(bundle, store, progress=progress, strict=strict, jobs=jobs)
+        write_settings(store.con, settings_from_manifest(bundle.manifest))
         store.export_parquet()
     if not quiet:
         _print_summary(summary, time.perf_counter() - started, outdir)
@@ -137,9 +143,72 @@ def _print_summary(summary: IngestSummary, seconds: float, outdir: Path) -> None
 @jobs_option
 @click.pass_context
 def run(ctx: click.Context, bundle: Path, outdir: Path, strict: bool, jobs: int) -> None:
-    """Run every stage on BUNDLE: ingest (later: correlate, report)."""
+    """Run every stage on BUNDLE: ingest, correlate, report; print the cause breakdown."""
     summary = _ingest(ctx, bundle, outdir, strict, jobs)
-    sys.exit(summary.exit_code)
+    rc = _correlate(ctx, outdir, {})
+    run_report(outdir, con=None, quiet=ctx.obj["quiet"])
+    sys.exit(max(summary.exit_code, rc))
+
+
+def _correlate(ctx: click.Context, outdir: Path, overrides: dict[str, float]) -> int:
+    """Run the SQL stages and audits; print the breakdown and the slow requests. Returns an exit code."""
+    with Store(outdir) as store:
+        result = run_correlation(store.con, overrides)
+        store.export_parquet()
+        breakdown = store.frame("select * from cause_breakdown")
+        slow = store.frame(
+            "select strftime(arrival_at, '%H:%M:%S.%g') as arrival, round(latency_ms, 1) as latency_ms, "
+            "topic || '-' || partition as partition, correlation_id, cause, root_cause, chain "
+            "from attribution where slow order by arrival_at limit 20"
+        )
+        counts = store.con.execute("select count(*), count(*) filter (where slow) from attribution").fetchone()
+        slo = store.con.execute("select slo_ms from settings").fetchone()[0]
+    if not ctx.obj["quiet"]:
+        stderr_console.print(f"correlated in {result.seconds:.2f} s ({len(result.stages)} stages, see stage_runs)")
+    stdout_console.print(f"{counts[0]} produce requests x partitions, {counts[1]} slower than {slo:g} ms")
+    if breakdown.height:
+        stdout_console.print(rich_table(breakdown, title="Causes of slow produce requests"))
+        stdout_console.print(f"Slow requests ({min(20, counts[1])} of {counts[1]}, by arrival):")
+        for r in slow.iter_rows(named=True):
+            click.echo(
+                f"  {r['arrival']}  {r['latency_ms']:7.1f} ms  {r['partition']}  #{r['correlation_id']}  "
+                f"{r['cause']} / {r['root_cause']}: {r['chain']}"
+            )
+    for name, frame in result.audit_failures.items():
+        stderr_console.print(rich_table(frame, title=f"audit failed: {name}", max_rows=10))
+    return 1 if result.audit_failures else 0
+
+
+@cli.command()
+@click.argument("outdir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--slo-ms", type=click.FloatRange(min=0, min_open=True), help="SLO in ms (default: bundle.toml, else 65)."
+)
+@click.option("--handler-threads", type=click.IntRange(min=1), help="Request handler threads when no dump names them.")
+@click.pass_context
+def correlate(ctx: click.Context, outdir: Path | None, slo_ms: float | None, handler_threads: int | None) -> None:
+    """Attribute every slow produce request in OUTDIR (re-runnable after ingest)."""
+    outdir = outdir or Path(os.environ.get("KFORENSICS_OUT", DEFAULT_OUT))
+    if not (outdir / DB_NAME).exists():
+        raise UsageError(f"no {DB_NAME} in {outdir}: run `kforensics ingest BUNDLE -o {outdir}` first")
+    overrides = {"slo_ms": slo_ms, "handler_threads": handler_threads}
+    sys.exit(_correlate(ctx, outdir, {k: v for k, v in overrides.items() if v is not None}))
+
+
+@cli.command()
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("request")
+@click.option("--topic", help="Only this topic of a multi-partition request.")
+@click.option("--partition", type=int, help="Only this partition.")
+def explain(outdir: Path, request: str, topic: str | None, partition: int | None) -> None:
+    """Print one request's evidence as a timeline. REQUEST: correlation id, CONN_ID/CORRELATION_ID or #PP_ID."""
+    with Store(outdir, read_only=True) as store:
+        if not store.existing_columns("attribution"):
+            raise UsageError(f"{outdir} has no attribution: run `kforensics correlate {outdir}` first")
+        ids = find_requests(store.con, request, topic, partition)
+        if not ids:
+            raise UsageError(f"no produce request {request} in {outdir}")
+        click.echo("\n\n".join(explain_request(store.con, i) for i in ids[:10]))
 
 
 @cli.command()
@@ -243,6 +312,8 @@ def dump() -> None:
     """Print one artifact's contents, decoded, in the style of the reference tools."""
 
 
+cli.add_command(report_command)
+cli.add_command(compare_command)
 load_families()
 for _cmd in DUMP_COMMANDS:
     dump.add_command(_cmd)

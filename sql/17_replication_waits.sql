@@ -1,0 +1,33 @@
+-- stage:   17_replication_waits
+-- purpose: acks=-1: the leader answers only when the followers have the batch, which it learns
+--          from their next fetch. Proven when the request's own write ended long before the
+--          response and a follower fetch (client id …fetcher…) arrived after the write and at
+--          most replication_ack_ms before the response ended; repl_ms runs from the write's end to
+--          that fetch.
+-- grain:   one row per slow acks=-1 produce partition with a follower fetch after its write (pp_id)
+-- reads:   produce, request_writes, kafka_requests, settings
+-- creates: replication_waits
+CREATE OR REPLACE TABLE replication_waits AS
+WITH s AS (SELECT *, to_microseconds(round(capture_offset_ms * 1000)::BIGINT) AS shift FROM settings),
+fetches AS (
+    SELECT k.conn_id, k.correlation_id, k.client_id, k.arrival_at + s.shift AS arrival_at
+    FROM kafka_requests k CROSS JOIN s
+    WHERE k.api_key = 1 AND k.client_id LIKE '%fetcher%'
+),
+req AS (
+    SELECT p.pp_id, p.end_at, rw.write_end_at
+    FROM produce p JOIN request_writes rw USING (pp_id)
+    WHERE p.slow AND p.acks = -1 AND p.end_at IS NOT NULL
+)
+SELECT
+    r.pp_id,
+    r.write_end_at,
+    max(f.arrival_at) AS ack_fetch_at,
+    arg_max(f.client_id, f.arrival_at) AS follower_client_id,
+    count(*) AS fetches,
+    (epoch_us(max(f.arrival_at)) - epoch_us(r.write_end_at)) / 1000.0 AS repl_ms
+FROM req r
+JOIN fetches f ON f.arrival_at > r.write_end_at AND f.arrival_at <= r.end_at
+CROSS JOIN s
+GROUP BY r.pp_id, r.write_end_at, r.end_at, s.replication_ack_ms
+HAVING max(f.arrival_at) >= r.end_at - to_microseconds(round(s.replication_ack_ms * 1000)::BIGINT);
