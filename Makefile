@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## set up, then run the whole pipeline on the bundled demo incident
 	$(BIN)/kforensics run fixtures/demo -o kforensics-out; rc=$$?; \
 	echo; echo "database: kforensics-out/incident.duckdb   (try: $(BIN)/kforensics query \"select kind, status, rows from artifacts\")"; \
+	echo "report:   kforensics-out/report.html"; \
 	test $$rc -le 1
 
 test: $(STAMP)  ## set up, then run lint and the test suite

@@ -12,11 +12,13 @@ as the capture's date, for later ones.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import itertools
 import logging
 import multiprocessing
+import os
 import re
 import shutil
 import time
@@ -42,6 +44,7 @@ log = logging.getLogger(__name__)
 
 HASH_CHUNK = 4 * 1024 * 1024
 WORK_DIR = ".work"
+PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller waves parse faster than workers start
 
 
 class ContractError(TypeError):
@@ -293,18 +296,26 @@ def ingest_bundle(
         )
         summary.results.append(ArtifactResult(bf.name, kind, status, message=reason))
 
-    # Waves by priority (captures first): later waves may use earlier waves' hints.
+    # Waves by priority (captures first): later waves may use earlier waves' hints. Worker
+    # processes start once, and only for waves big enough to pay for their start-up.
     todo.sort(key=lambda j: (j.parser.priority, j.bf.name))
-    for _, wave in itertools.groupby(todo, key=lambda j: j.parser.priority):
-        wave = list(wave)
-        if jobs > 1 and len(wave) > 1:
-            results = _run_parallel(wave, bundle.manifest, store, progress, hints, jobs)
-        else:
-            results = [_run_serial(job, bundle.manifest, store, progress, hints) for job in wave]
-        for result in results:
-            summary.results.append(result)
-            if strict and result.status != "ok":
-                raise ForensicsError(f"--strict: {result.path} is {result.status}: {result.message}")
+    min_bytes = int(os.environ.get("KFORENSICS_PARALLEL_MIN_BYTES", PARALLEL_MIN_BYTES))
+    with contextlib.ExitStack() as stack:
+        pool: ProcessPoolExecutor | None = None
+        for _, group in itertools.groupby(todo, key=lambda j: j.parser.priority):
+            wave = list(group)
+            if jobs > 1 and len(wave) > 1 and sum(j.size for j in wave) >= min_bytes:
+                if pool is None:
+                    pool = stack.enter_context(
+                        ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+                    )
+                results = _run_parallel(pool, wave, bundle.manifest, store, progress, hints, jobs)
+            else:
+                results = [_run_serial(job, bundle.manifest, store, progress, hints) for job in wave]
+            for result in results:
+                summary.results.append(result)
+                if strict and result.status != "ok":
+                    raise ForensicsError(f"--strict: {result.path} is {result.status}: {result.message}")
 
     dropped = store.drop_artifacts_not_in(keep_ids, keep_paths)
     if dropped:
@@ -355,7 +366,13 @@ def _parse_in_worker(
 
 
 def _run_parallel(
-    wave: list[_Job], manifest: Manifest, store: Store, progress: Progress, hints: dict[str, Any], jobs: int
+    pool: ProcessPoolExecutor,
+    wave: list[_Job],
+    manifest: Manifest,
+    store: Store,
+    progress: Progress,
+    hints: dict[str, Any],
+    jobs: int,
 ) -> list[ArtifactResult]:
     work = store.outdir / WORK_DIR
     results: dict[str, ArtifactResult] = {}
@@ -363,30 +380,27 @@ def _run_parallel(
     done_bytes = 0
     new_hints: dict[str, dict[str, Any]] = {}
     try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            pending: dict[Future, _Job] = {
-                pool.submit(
-                    _parse_in_worker, j.parser.kind, j.bf.path, j.bf.name, j.aid, manifest, hints, work / j.aid
-                ): j
-                for j in wave
-            }
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    job = pending.pop(fut)
-                    try:
-                        outcome = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - a dead worker fails one artifact
-                        err = IngestError(None, "byte", "error", "worker_died", f"{type(exc).__name__}: {exc}")
-                        outcome = ParseOutcome(0, "failed", err.message, [err], 0, {}, 0.0)
-                    store.begin_artifact(job.aid, job.bf.name)
-                    for table, path in outcome.spilled:
-                        store.con.execute(f"insert into \"{table}\" by name select * from read_parquet('{path}')")
-                    results[job.bf.name] = _finish(store, job, outcome)
-                    new_hints[job.bf.name] = outcome.hints
-                    shutil.rmtree(work / job.aid, ignore_errors=True)
-                    done_bytes += job.size
-                    progress.update(task, done_bytes)
+        pending: dict[Future, _Job] = {
+            pool.submit(_parse_in_worker, j.parser.kind, j.bf.path, j.bf.name, j.aid, manifest, hints, work / j.aid): j
+            for j in wave
+        }
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = pending.pop(fut)
+                try:
+                    outcome = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a dead worker fails one artifact
+                    err = IngestError(0, "byte", "error", "worker_died", f"{type(exc).__name__}: {exc}")
+                    outcome = ParseOutcome(0, "failed", err.message, [err], 0, {}, 0.0)
+                store.begin_artifact(job.aid, job.bf.name)
+                for table, path in outcome.spilled:
+                    store.con.execute(f"insert into \"{table}\" by name select * from read_parquet('{path}')")
+                results[job.bf.name] = _finish(store, job, outcome)
+                new_hints[job.bf.name] = outcome.hints
+                shutil.rmtree(work / job.aid, ignore_errors=True)
+                done_bytes += job.size
+                progress.update(task, done_bytes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
         progress.finish(task)

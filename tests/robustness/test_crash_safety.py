@@ -19,7 +19,7 @@ PLUGIN = "tests.foundation.lines_plugin_autoload"
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ, KFORENSICS_PLUGINS=PLUGIN, PYTHONPATH=str(REPO))
+    env = dict(os.environ, KFORENSICS_PLUGINS=PLUGIN, PYTHONPATH=str(REPO), KFORENSICS_PARALLEL_MIN_BYTES="0")
     return env
 
 
