@@ -46,6 +46,7 @@ from pipeline.ingest.records import (
     legacy_inner_messages,
     message_ids,
     read_legacy_message,
+    record_summaries,
 )
 from pipeline.manifest import DEFAULT_MESSAGE_ID_HEADER
 from pipeline.registry import Chunk, ParseContext, Parser, Probe, dump_command, register
@@ -445,6 +446,22 @@ class SegmentWalk:
         ), q
 
     # records ----------------------------------------------------------------------------
+    def summaries(self, batch: Batch) -> list[tuple]:
+        """(offset, timestamp, key_bytes, value_bytes, headers) per record, keys and values
+        not copied (raises :class:`BatchError`)."""
+        if batch.header is not None:
+            return record_summaries(batch.header, self.mv, batch.position, self.max_bytes)
+        return [
+            (
+                r.offset,
+                r.timestamp,
+                None if r.key is None else len(r.key),
+                None if r.value is None else len(r.value),
+                [],
+            )
+            for r in self.records(batch)
+        ]
+
     def records(self, batch: Batch) -> list[Record]:
         """Decode a batch's records (raises :class:`BatchError`)."""
         if batch.header is not None:
@@ -917,7 +934,7 @@ class SegmentParser(Parser):
     @staticmethod
     def _record_rows(ctx: ParseContext, rows: _Rows, b: Batch, walk: SegmentWalk, header_name: str) -> None:
         try:
-            recs = walk.records(b)
+            recs = walk.summaries(b)
         except BatchError as exc:
             ctx.error(
                 b.position,
@@ -929,16 +946,16 @@ class SegmentParser(Parser):
         c = rows.cols
         n = len(recs)
         c["position"].extend([b.position] * n)
-        c["offset"].extend([r.offset for r in recs])
+        c["offset"].extend([r[0] for r in recs])
         c["record_in_batch"].extend(range(n))
-        c["timestamp_raw"].extend([r.timestamp for r in recs] if b.magic else [None] * n)
-        c["key_bytes"].extend([None if r.key is None else len(r.key) for r in recs])
-        c["value_bytes"].extend([None if r.value is None else len(r.value) for r in recs])
+        c["timestamp_raw"].extend([r[1] for r in recs] if b.magic else [None] * n)
+        c["key_bytes"].extend([r[2] for r in recs])
+        c["value_bytes"].extend([r[3] for r in recs])
         flat, ends, mids = c["headers_flat"], c["headers_end"], c["message_id"]
         for r in recs:
             mid = None
-            if r.headers:
-                for k, v in r.headers:
+            if r[4]:
+                for k, v in r[4]:
                     if v is None:
                         flat.append(k)
                         continue
