@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("--reference-mib", type=int, default=64)
     ap.add_argument("--keep", action="store_true", help="keep the generated segment")
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="kforensics-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix="segments-bench-"))
     path = tmp / "bench.orders-0" / "00000000000000000000.log"
     name = "bench.orders-0/00000000000000000000.log"
     try:

@@ -204,15 +204,6 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
             raise BatchError("varint longer than 10 bytes", pos)
 
 
-def _bytes(buf: bytes, pos: int) -> tuple[bytes | None, int]:
-    n, pos = _varint(buf, pos)
-    if n < 0:
-        return None, pos
-    if pos + n > len(buf):
-        raise BatchError(f"field of {n} bytes runs past the end of the record", pos)
-    return buf[pos : pos + n], pos + n
-
-
 def decode_records(
     header: BatchHeader, buf: bytes | memoryview, pos: int, max_bytes: int = MAX_DECOMPRESSED
 ) -> list[Record]:
@@ -224,15 +215,35 @@ def decode_records(
         raise BatchError(f"batch of {header.size} bytes runs past the end of the data", pos)
     body = bounded_decompress(header.compression, buf[pos + BATCH_HEADER_BYTES : end], max_bytes)
     try:
-        return _decode_body(header, body)
+        return _decode_body(header, body, True)
     except IndexError:
         raise BatchError("a record runs past the end of the batch", len(body)) from None
 
 
-def _decode_body(header: BatchHeader, body: bytes) -> list[Record]:
-    """The record loop. Varints are read inline when they fit in one byte (lengths, deltas
-    and counts nearly always do); ``_varint`` takes the rest. Reading past the end raises
-    IndexError, turned into :class:`BatchError` by the caller."""
+RecordSummary = tuple[int, int, "int | None", "int | None", list[tuple[str, bytes | None]]]
+
+
+def record_summaries(
+    header: BatchHeader, buf: bytes | memoryview, pos: int, max_bytes: int = MAX_DECOMPRESSED
+) -> list[RecordSummary]:
+    """Like :func:`decode_records` but without copying keys and values: one
+    ``(offset, timestamp, key_bytes, value_bytes, headers)`` tuple per record, sizes None
+    for null. The fast path for tables that keep only sizes and headers."""
+    end = pos + header.size
+    if end > len(buf):
+        raise BatchError(f"batch of {header.size} bytes runs past the end of the data", pos)
+    body = bounded_decompress(header.compression, buf[pos + BATCH_HEADER_BYTES : end], max_bytes)
+    try:
+        return _decode_body(header, body, False)
+    except IndexError:
+        raise BatchError("a record runs past the end of the batch", len(body)) from None
+
+
+def _decode_body(header: BatchHeader, body: bytes, payload: bool) -> list:
+    """The record loop. Varints are read inline when they fit in one byte (deltas and
+    counts nearly always do); ``_varint`` takes the rest. Reading past the end raises
+    IndexError, turned into :class:`BatchError` by the caller. ``payload``: Records with
+    keys and values, else summary tuples with their sizes."""
     n = len(body)
     records: list[Record] = []
     append = records.append
@@ -272,7 +283,7 @@ def _decode_body(header: BatchHeader, body: bytes) -> list[Record]:
         else:
             if p + k > n:
                 raise BatchError(f"field of {k} bytes runs past the end of the record", p)
-            key, p = body[p : p + k], p + k
+            key, p = body[p : p + k] if payload else k, p + k
         b = body[p]
         if b < 0x80:
             k, p = (b >> 1) ^ -(b & 1), p + 1
@@ -283,7 +294,7 @@ def _decode_body(header: BatchHeader, body: bytes) -> list[Record]:
         else:
             if p + k > n:
                 raise BatchError(f"field of {k} bytes runs past the end of the record", p)
-            value, p = body[p : p + k], p + k
+            value, p = body[p : p + k] if payload else k, p + k
         b = body[p]
         if b < 0x80:
             n_headers, p = (b >> 1) ^ -(b & 1), p + 1
@@ -293,20 +304,33 @@ def _decode_body(header: BatchHeader, body: bytes) -> list[Record]:
             raise BatchError(f"record claims {n_headers} headers", p)
         hdrs: list[tuple[str, bytes | None]] = []
         for _h in range(n_headers):
-            hk, p = _bytes(body, p)
-            hv, p = _bytes(body, p)
-            hdrs.append(((hk or b"").decode("utf-8", "replace"), hv))
+            b = body[p]
+            if b < 0x80:
+                k, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                k, p = varint(body, p)
+            if k < 0 or p + k > n:
+                raise BatchError(f"header key of {k} bytes", p)
+            hk, p = body[p : p + k].decode("utf-8", "replace"), p + k
+            b = body[p]
+            if b < 0x80:
+                k, p = (b >> 1) ^ -(b & 1), p + 1
+            else:
+                k, p = varint(body, p)
+            if k < 0:
+                hdrs.append((hk, None))
+                continue
+            if p + k > n:
+                raise BatchError(f"field of {k} bytes runs past the end of the record", p)
+            hdrs.append((hk, body[p : p + k]))
+            p += k
         if p != rec_end:
             raise BatchError(f"record length {length} disagrees with its fields ({p - fields_start} bytes read)", p)
+        ts = fixed_ts if fixed_ts is not None else first_ts + ts_delta
         append(
-            Record(
-                base_offset + off_delta,
-                fixed_ts if fixed_ts is not None else first_ts + ts_delta,
-                key,
-                value,
-                hdrs,
-                start,
-            )
+            Record(base_offset + off_delta, ts, key, value, hdrs, start)
+            if payload
+            else (base_offset + off_delta, ts, key, value, hdrs)
         )
     if p != n:
         raise BatchError(f"{n - p} bytes left after {header.records_count} records", p)

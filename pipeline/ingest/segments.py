@@ -46,6 +46,7 @@ from pipeline.ingest.records import (
     legacy_inner_messages,
     message_ids,
     read_legacy_message,
+    record_summaries,
 )
 from pipeline.manifest import DEFAULT_MESSAGE_ID_HEADER
 from pipeline.registry import Chunk, ParseContext, Parser, Probe, dump_command, register
@@ -445,6 +446,22 @@ class SegmentWalk:
         ), q
 
     # records ----------------------------------------------------------------------------
+    def summaries(self, batch: Batch) -> list[tuple]:
+        """(offset, timestamp, key_bytes, value_bytes, headers) per record, keys and values
+        not copied (raises :class:`BatchError`)."""
+        if batch.header is not None:
+            return record_summaries(batch.header, self.mv, batch.position, self.max_bytes)
+        return [
+            (
+                r.offset,
+                r.timestamp,
+                None if r.key is None else len(r.key),
+                None if r.value is None else len(r.value),
+                [],
+            )
+            for r in self.records(batch)
+        ]
+
     def records(self, batch: Batch) -> list[Record]:
         """Decode a batch's records (raises :class:`BatchError`)."""
         if batch.header is not None:
@@ -675,6 +692,33 @@ def _index_start(path: Path | None, position: int) -> int:
         if pos <= position:
             start = max(start, pos)
     return start
+
+
+def batch_holding_offset(path: Path | str, offset: int) -> Batch | None:
+    """The batch whose offsets include ``offset`` (headers only). The walk starts at the
+    last ``.index`` entry below ``offset``: that entry's batch (or append) ended before it."""
+    path = Path(path)
+    m = SEGMENT_NAME.match(path.name) or LOOSE_NAME.search(path.name)
+    base = int(m["base"]) if m else 0
+    start = 0
+    idx = _sibling(path, ".index")
+    if idx.is_file():
+        for rel, pos in read_offset_index(idx):
+            if base + rel < offset:
+                start = max(start, pos)
+    with SegmentFile(path) as sf:
+        walk = sf.walk()
+        try:
+            walk.start = start if start and walk.size_at(start, strict=True) else 0
+            for item in walk:
+                if isinstance(item, Batch):
+                    if item.base_offset <= offset <= item.last_offset:
+                        return item
+                    if item.base_offset > offset:
+                        return None
+        finally:
+            walk.close()
+    return None
 
 
 def batches_covering(
@@ -917,7 +961,7 @@ class SegmentParser(Parser):
     @staticmethod
     def _record_rows(ctx: ParseContext, rows: _Rows, b: Batch, walk: SegmentWalk, header_name: str) -> None:
         try:
-            recs = walk.records(b)
+            recs = walk.summaries(b)
         except BatchError as exc:
             ctx.error(
                 b.position,
@@ -929,16 +973,16 @@ class SegmentParser(Parser):
         c = rows.cols
         n = len(recs)
         c["position"].extend([b.position] * n)
-        c["offset"].extend([r.offset for r in recs])
+        c["offset"].extend([r[0] for r in recs])
         c["record_in_batch"].extend(range(n))
-        c["timestamp_raw"].extend([r.timestamp for r in recs] if b.magic else [None] * n)
-        c["key_bytes"].extend([None if r.key is None else len(r.key) for r in recs])
-        c["value_bytes"].extend([None if r.value is None else len(r.value) for r in recs])
+        c["timestamp_raw"].extend([r[1] for r in recs] if b.magic else [None] * n)
+        c["key_bytes"].extend([r[2] for r in recs])
+        c["value_bytes"].extend([r[3] for r in recs])
         flat, ends, mids = c["headers_flat"], c["headers_end"], c["message_id"]
         for r in recs:
             mid = None
-            if r.headers:
-                for k, v in r.headers:
+            if r[4]:
+                for k, v in r[4]:
                     if v is None:
                         flat.append(k)
                         continue
@@ -1109,6 +1153,7 @@ def _batch_dict(b: Batch, mids: list[str] | None) -> dict[str, Any]:
     "--position", "position", type=click.IntRange(min=0), default=None, help="Byte offset of a write in the file."
 )
 @click.option("--bytes", "nbytes", type=click.IntRange(min=0), default=None, help="Bytes written at --position.")
+@click.option("--offset", "offset", type=int, default=None, help="Only the batch holding this record offset.")
 @click.option("--records", is_flag=True, help="Also print every record: offset, timestamp, sizes, headers.")
 @click.option("--batches-only", is_flag=True, help="Batch headers only: never decode record bodies (fastest).")
 @click.option(
@@ -1121,6 +1166,7 @@ def dump_segment(
     file: Path,
     position: int | None,
     nbytes: int | None,
+    offset: int | None,
     records: bool,
     batches_only: bool,
     message_id_header: str,
@@ -1130,7 +1176,8 @@ def dump_segment(
 
     With --position P --bytes N: only the batches a write of N bytes at file offset P
     carried, with their message ids (and records with --records); says so when P is not
-    a batch boundary. Damage (bad CRC, partial tail, skipped ranges) is printed in place.
+    a batch boundary. With --offset O: the batch holding record offset O. Damage (bad
+    CRC, partial tail, skipped ranges) is printed in place.
     """
     import json
 
@@ -1138,6 +1185,13 @@ def dump_segment(
         raise click.UsageError("--position and --bytes go together")
     if batches_only and records:
         raise click.UsageError("--records and --batches-only exclude each other")
+    if offset is not None:
+        if position is not None:
+            raise click.UsageError("--offset and --position exclude each other")
+        holder = batch_holding_offset(file, offset)
+        if holder is None:
+            raise click.ClickException(f"no batch in {file.name} holds offset {offset}")
+        position, nbytes = holder.position, holder.size
     decode = not batches_only and (records or position is not None)
     out: list[dict[str, Any]] = []
     echo = click.echo if fmt == "text" else (lambda *a, **k: None)

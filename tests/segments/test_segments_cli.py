@@ -149,3 +149,20 @@ def test_a_write_over_a_damaged_batch(tmp_path):
         f"of {REF[k]['size']} bytes skipped by its length; next batch at {REF[k + 1]['position']}",
         "baseOffset: 112",
     ]
+
+
+def test_offset_finds_the_batch_holding_it():
+    from pipeline.ingest.segments import batch_holding_offset
+
+    # from the .index (entries past offset 130) and from the start
+    for off, base in ((100, 100), (127, 126), (150, 150), (164, 162)):
+        b = batch_holding_offset(SRC, off)
+        assert b.base_offset == base
+    assert batch_holding_offset(SRC, 165) is None and batch_holding_offset(SRC, 5) is None
+    res = run("--offset", 121)
+    assert res.exit_code == 0
+    assert res.stdout.splitlines()[2].startswith("baseOffset: 121 lastOffset: 121 count: 1 baseSequence: 1 ")
+    assert res.stdout.splitlines()[2].endswith("messageIds: [msg-000021]")
+    res = run("--offset", 999)
+    assert res.exit_code == 1 and "no batch in 00000000000000000100.log holds offset 999" in res.stderr
+    assert run("--offset", 121, "--position", 0, "--bytes", 1).exit_code == 2

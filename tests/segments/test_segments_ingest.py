@@ -393,3 +393,17 @@ def test_a_segment_outside_a_partition_directory_is_read_by_content(corpus_dir, 
         f = tmp_path / "server.log"
         f.write_bytes(text)
         assert detect(Probe.of(f, "server.log")) is not SegmentParser
+
+
+def test_frames_come_in_chunks(monkeypatch):
+    import pipeline.ingest.segments as seg
+
+    whole, _ = parse(GENERATED / ORDERS)
+    monkeypatch.setattr(seg, "CHUNK_ROWS", 5)
+    ctx = ParseContext(GENERATED / ORDERS, ORDERS, "test")
+    chunks = [(t, f.height) for t, f in SegmentParser().parse(ctx)]
+    assert max(h for _, h in chunks) <= 5 + 4  # a batch's records go into one chunk
+    assert sum(h for t, h in chunks if t == "segment_batches") == 22
+    assert sum(h for t, h in chunks if t == "segment_records") == 65
+    chunked, _ = parse(GENERATED / ORDERS)
+    assert chunked["segment_records"].equals(whole["segment_records"])

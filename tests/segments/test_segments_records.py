@@ -194,3 +194,26 @@ def test_records_cut_short_raise_batch_error(gen):
     struct.pack_into(">I", buf, 17, crc32c.crc32c(bytes(buf[21:])))
     with pytest.raises(BatchError, match="runs past the end"):
         decode_records(read_batch_header(buf), buf, 0)
+
+
+@pytest.mark.parametrize("codec", T_CODECS)
+def test_record_summaries_match_decoded_records(gen, codec):
+    from pipeline.ingest.records import record_summaries
+
+    recs = [
+        (gen.T0 + i, None if i % 3 == 0 else b"k" * i, None if i == 4 else b"v" * (40 * i), [("a", b"1"), ("b", None)])
+        for i in range(7)
+    ]
+    buf = gen.v2_batch(recs, codec=codec)
+    h = read_batch_header(buf)
+    full = decode_records(h, buf, 0)
+    assert record_summaries(h, buf, 0) == [
+        (
+            r.offset,
+            r.timestamp,
+            None if r.key is None else len(r.key),
+            None if r.value is None else len(r.value),
+            r.headers,
+        )
+        for r in full
+    ]
