@@ -36,6 +36,7 @@ fuzz: $(STAMP)  ## coverage-guided fuzzing of every parser for FUZZ_SECONDS each
 
 fixtures: $(STAMP)  ## regenerate committed fixtures
 	$(BIN)/python fixtures/make_demo.py
+	$(BIN)/python fixtures/segments/make_segments.py
 
 clean:
 	rm -rf $(VENV) kforensics-out .pytest_cache
