@@ -38,6 +38,7 @@ class Manifest:
     topic_ids: dict[str, str] = field(default_factory=dict)  # topic id (base64 or uuid) -> name
     description: str | None = None
     incident: str | None = None  # id of the incident, for fleet merges (default: bundle name)
+    segment_records: bool = True  # False: read segment batch headers only (no segment_records rows)
 
     @property
     def tz(self) -> zoneinfo.ZoneInfo | None:
@@ -84,6 +85,7 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         "topic_ids",
         "description",
         "incident",
+        "segment_records",
     }
     for key in raw:
         if key not in known:
@@ -133,6 +135,10 @@ def parse_manifest(text: str, where: str = MANIFEST_NAME) -> Manifest:
         if not isinstance(raw["description"], str):
             raise bad("description", "a string")
         out["description"] = raw["description"]
+    if "segment_records" in raw:
+        if not isinstance(raw["segment_records"], bool):
+            raise bad("segment_records", "true or false")
+        out["segment_records"] = raw["segment_records"]
     if "incident" in raw:
         inc = raw["incident"]
         if not isinstance(inc, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}", inc):

@@ -910,7 +910,7 @@ class SegmentParser(Parser):
                     prev_last = b.last_offset
                     index_rows.append((b.position, b.base_offset, b.last_offset, b.max_timestamp))
                     self._batch_row(brows, b, walk)
-                    if self.decode_records and b.crc_valid and not b.problem:
+                    if self.decode_records and ctx.manifest.segment_records and b.crc_valid and not b.problem:
                         self._record_rows(ctx, rrows, b, walk, header_name)
                     if len(brows) >= CHUNK_ROWS:
                         yield "segment_batches", self._batch_frame(brows, const_b, offset_us)

@@ -64,3 +64,10 @@ def test_manifest_errors_name_the_key(text, fragment):
         parse_manifest(text)
     assert fragment in str(err.value)
     assert str(err.value).startswith("bundle.toml: ")
+
+
+def test_segment_records_switch():
+    assert Manifest().segment_records is True
+    assert parse_manifest("segment_records = false").segment_records is False
+    with pytest.raises(ManifestError, match="key 'segment_records' must be true or false"):
+        parse_manifest('segment_records = "no"')

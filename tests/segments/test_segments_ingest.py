@@ -407,3 +407,12 @@ def test_frames_come_in_chunks(monkeypatch):
     assert sum(h for t, h in chunks if t == "segment_records") == 65
     chunked, _ = parse(GENERATED / ORDERS)
     assert chunked["segment_records"].equals(whole["segment_records"])
+
+
+def test_manifest_can_ask_for_batch_headers_only():
+    path = GENERATED / ORDERS
+    full, _ = parse(path)
+    headers_only, ctx = parse(path, manifest=Manifest(segment_records=False))
+    assert ctx.errors == []
+    assert full["segment_records"].height == 65 and headers_only["segment_records"].height == 0
+    assert headers_only["segment_batches"].equals(full["segment_batches"])
