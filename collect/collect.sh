@@ -103,8 +103,9 @@ else
 	log "tcpdump not found: no capture"
 fi
 
-# 2. Kernel traces. Writes and journal commits always (tracepoints); ext4_dirty_inode and
-#    jbd2 function latency where kprobes exist, else off-CPU stacks inside write().
+# 2. Kernel traces. Writes, and journal commits (ext4) or log writes (xfs), from tracepoints;
+#    ext4_dirty_inode and jbd2 function latency where kprobes exist, else off-CPU stacks
+#    inside write().
 run_bt() { # name args...
 	local name=$1
 	shift
@@ -112,7 +113,11 @@ run_bt() { # name args...
 	PIDS+=($!)
 }
 run_bt fs_writes "$DEV" "$MIN_US"
-run_bt journal "$DEV"
+case $FSTYPE in
+ext4 | ext3) run_bt journal "$DEV" ;;
+xfs) run_bt xfs_log "$DEV" ;;
+*) log "no journal tracing for $FSTYPE" ;;
+esac
 if bpftrace -l 'kprobe:ext4_dirty_inode' 2>/dev/null | grep -q ext4_dirty_inode; then
 	run_bt journal_kprobes 1000
 else

@@ -265,3 +265,27 @@ def test_live_monitor_capture(tmp_path):
     threads = {int(x.split()[0]) for x in (tmp_path / "monitor_threads.txt").read_text().splitlines()}
     assert p.calls.height >= 3
     assert set(p.calls["tid"]) == threads
+
+
+def test_xfs_capture():
+    real = REAL.parent / "real_xfs"
+    writes = parse_file(real / "fs_writes.txt")
+    log = parse_file(real / "xfs_log.txt")
+    assert writes.errs("error", "data_loss") == [] and log.errs("error", "data_loss") == []
+    assert set(writes.fs["fs"]) == {"xfs"}
+    assert writes.fs.filter(pl.col("topic").is_not_null())["partition"].unique().sort().to_list() == [0, 1, 3, 12]
+    assert log.calls.height == 9
+    assert set(log.calls["func"]) == {"xfs_log_iclog_write"}
+    first = log.calls.row(0, named=True)
+    assert (first["start_at"], first["latency_ms"], first["comm"], first["detail"]) == (
+        at("2026-11-26 00:49:38.230452"),
+        11.858136,
+        "python",
+        "dev=7340032 lsn=4294967298",
+    )
+    # each log buffer is submitted from inside an fsync() of the thread named on the row
+    fsyncs = writes.fs.filter(pl.col("operation") == "fsync")
+    inside = log.calls.join(fsyncs, on="tid", suffix="_fs").filter(
+        (pl.col("start_at") >= pl.col("start_at_fs")) & (pl.col("start_at") <= pl.col("end_at_fs"))
+    )
+    assert inside["position"].n_unique() == log.calls.height
