@@ -180,10 +180,10 @@ class Clock:
             offset_us=round(manifest.offset_ms("ebpf") * 1000),
         )
 
-    def miss(self, reason: str, line: int) -> None:
+    def miss(self, reason: str, line: int, count: int = 1, last: int | None = None) -> None:
         slot = self.unanchored.setdefault(reason, [0, line, line])
-        slot[0] += 1
-        slot[2] = line
+        slot[0] += count
+        slot[2] = line if last is None else last
 
     def _utc_offset_us(self, day: dt.date, sod_us: int) -> int:
         if self.tz is None:
@@ -226,12 +226,17 @@ class Clock:
             diff += DAY_US
         return start_us + diff
 
-    def monotonic(self, ns: int, line: int) -> int | None:
-        base = self.anchor_ns if self.anchor_ns is not None else self.boot_time_ns
+    MONO_MISS = "boot-relative clock with no anchor line and no boot_time_ns: set boot_time_ns in bundle.toml"
+
+    @property
+    def mono_base_ns(self) -> int | None:
+        return self.anchor_ns if self.anchor_ns is not None else self.boot_time_ns
+
+    def monotonic(self, ns: int, line: int, *, count: bool = True) -> int | None:
+        base = self.mono_base_ns
         if base is None:
-            self.miss(
-                "boot-relative clock with no anchor line and no boot_time_ns: set boot_time_ns in bundle.toml", line
-            )
+            if count:
+                self.miss(self.MONO_MISS, line)
             return None
         return (base + ns) // 1000 + self.offset_us
 
@@ -591,7 +596,7 @@ class EbpfLogReader:
                 no,
                 event=rec["event"],
                 start=self.clock.monotonic(start_ns, no),
-                end=self.clock.monotonic(end_ns, no),
+                end=self.clock.monotonic(end_ns, no, count=False),
                 latency_ms=(end_ns - start_ns) / 1e6,
                 rec=rec,
                 source="kit",
@@ -625,9 +630,12 @@ class EbpfLogReader:
                 raw_end = rec.get("end_ns" if mono else "end_epoch_ns")
                 s_ns = None if raw_start is None else int(raw_start)
                 e_ns = None if raw_end is None else int(raw_end)
-                conv = (lambda ns: self.clock.monotonic(ns, no)) if mono else self.clock.epoch_ns
-                start = None if s_ns is None else conv(s_ns)
-                end = None if e_ns is None else conv(e_ns)
+                if mono:
+                    start = None if s_ns is None else self.clock.monotonic(s_ns, no)
+                    end = None if e_ns is None else self.clock.monotonic(e_ns, no, count=s_ns is None)
+                else:
+                    start = None if s_ns is None else self.clock.epoch_ns(s_ns)
+                    end = None if e_ns is None else self.clock.epoch_ns(e_ns)
                 if s_ns is not None and e_ns is not None:
                     span_us = (e_ns - s_ns) / 1000
             elif "start" in rec or "end" in rec:
