@@ -110,6 +110,10 @@ ELISION = re.compile(r"^(\[\.\.\.\]|\^C|\.\.\.)$")
 STACK_OFFSET = re.compile(r"\+(?:0x[0-9a-fA-F]+|\d+)$")
 SEGMENT_PATH = r"(?:^|/)([^/]+)-(\d+)/(\d{20}\.log)$"
 
+# The kit's fs_writes.bt rows, read column-wise (the bulk of a bundle's kernel trace lines).
+KIT_FS_COLUMNS = ["event", "start_ns", "end_ns", "tid", "pid", "comm", "bytes", "file_offset", "dev", "fs", "path"]
+KIT_FS_ROW = r"^(?:write|fsync|read|open)\t\d+\t\d+\t\d+\t\d+\t[^\t]*\t(?:-|\d+)\t(?:-|\d+)\t\d+\t[^\t]*\t[^\t]*$"
+
 OPERATIONS = {"R": "read", "W": "write", "O": "open", "S": "fsync", "F": "fsync", "G": "getattr"}
 FS_EVENTS = {"write", "read", "open", "fsync", "getattr"}
 FS_NAMES = {"ext4", "xfs", "btrfs", "zfs", "nfs", "f2fs"}
@@ -273,14 +277,17 @@ class _Rows:
                 data[name] = pl.Series(name, values, dtype=dtype)
         self.cols = {c: [] for c in self.columns}
         out = pl.DataFrame(data)
-        if self.table == "fs_writes":
-            parts = pl.col("path").str.extract_groups(SEGMENT_PATH)
-            out = out.with_columns(
-                parts.struct.field("1").alias("topic"),
-                parts.struct.field("2").cast(I32).alias("partition"),
-                parts.struct.field("3").alias("segment"),
-            )
-        return out
+        return _with_segment_columns(out) if self.table == "fs_writes" else out
+
+
+def _with_segment_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fill topic, partition and segment from paths ``<topic>-<partition>/<20 digits>.log``."""
+    parts = pl.col("path").str.extract_groups(SEGMENT_PATH)
+    return frame.with_columns(
+        parts.struct.field("1").alias("topic"),
+        parts.struct.field("2").cast(I32).alias("partition"),
+        parts.struct.field("3").alias("segment"),
+    )
 
 
 def _int(text: str | None) -> int | None:
@@ -310,6 +317,9 @@ class EbpfLogReader:
         self.kit_columns: list[str] | None = None
         self.kit_program: str | None = None
         self.stack_target: list[str] | None = None  # stack of the last row that may carry one
+        self.kit_fast = False  # the current kit columns are fs_writes.bt's: rows are read in bulk
+        self.pending: list[tuple[int, str, int]] = []  # (line number, line, bytes) of such rows
+        self.ready: list[tuple[str, pl.DataFrame]] = []  # frames built in bulk, to be yielded
         self.tod_rows = 0
         self.lost = 0
 
@@ -327,10 +337,16 @@ class EbpfLogReader:
                 if line_no % 20_000 == 0:
                     self.ctx.progress(done)
                 self.line(line_no, raw.rstrip("\r\n"), nbytes)
+                if self.ready:
+                    yield from self.ready
+                    self.ready.clear()
                 for rows in (self.fs, self.calls):
                     if len(rows) >= CHUNK_ROWS and self.stack_target is None:
                         yield rows.table, rows.frame()
         self.ctx.progress(done)
+        self.flush_kit()
+        yield from self.ready
+        self.ready.clear()
         for rows in (self.fs, self.calls):
             if len(rows):
                 yield rows.table, rows.frame()
@@ -356,6 +372,13 @@ class EbpfLogReader:
     def line(self, no: int, line: str, nbytes: int) -> None:
         if not line.strip():
             return
+        if self.kit_fast and line[0] not in " \t#" and "\t" in line:
+            self.pending.append((no, line, nbytes))
+            if len(self.pending) >= CHUNK_ROWS:
+                self.flush_kit()
+            return
+        if self.pending:
+            self.flush_kit()
         if line[0] in " \t" and self.stack_target is not None:
             self.stack_target.append(_frame_name(line))
             return
@@ -390,6 +413,7 @@ class EbpfLogReader:
         if m := KIT_BANNER.match(line):
             self.kit_program = m.group(1)
             self.kit_columns = None
+            self.kit_fast = False
             self.note(no, "banner", line)
         elif m := KIT_ANCHOR.match(line):
             try:
@@ -401,6 +425,7 @@ class EbpfLogReader:
             self.note(no, "anchor", f"monotonic {m.group(1)} ns = {m.group(2)}")
         elif line.startswith(KIT_COLUMNS):
             self.kit_columns = line.split("\t")[1:]
+            self.kit_fast = self.kit_columns == KIT_FS_COLUMNS
             self.note(no, "header", line.replace("\t", " "))
         elif m := TOOL_COMMAND.match(line):
             self.fs_name = m.group(1)
@@ -580,6 +605,59 @@ class EbpfLogReader:
         )
         self.stack_target = stack
         return True
+
+    def flush_kit(self) -> None:
+        """Turn the pending fs_writes.bt rows into one frame, column-wise; odd rows go one by one."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        lines = pl.DataFrame(
+            {"position": [p[0] for p in pending], "line": [p[1] for p in pending]},
+            schema={"position": I64, "line": STR},
+        )
+        plain = lines["line"].str.contains(KIT_FS_ROW)
+        if not plain.all():
+            for i in (~plain).arg_true().to_list():
+                self.kit_row(*pending[i])
+            lines = lines.filter(plain)
+        if lines.height == 0:
+            return
+        f = lines.with_columns(
+            pl.col("line").str.split_exact("\t", len(KIT_FS_COLUMNS) - 1).struct.rename_fields(KIT_FS_COLUMNS)
+        ).unnest("line")
+        base = self.clock.mono_base_ns
+        if base is None:
+            self.clock.miss(self.clock.MONO_MISS, f["position"][0], f.height, f["position"][-1])
+
+        def instant(col: str) -> pl.Expr:
+            if base is None:
+                return pl.lit(None, dtype=TIMESTAMP)
+            return ((pl.col(col).cast(I64) + base) // 1000 + self.clock.offset_us).cast(TIMESTAMP)
+
+        out = f.select(
+            pl.col("position"),
+            pl.col("event").alias("operation"),
+            instant("start_ns").alias("start_at"),
+            instant("end_ns").alias("end_at"),
+            (pl.col("end_ns").cast(I64) - pl.col("start_ns").cast(I64)).alias("latency_ms"),  # ns for now
+            pl.col("tid").cast(I64),
+            pl.col("pid").cast(I64),
+            pl.col("comm"),
+            pl.col("bytes").cast(I64, strict=False),
+            pl.col("file_offset").cast(I64, strict=False),
+            pl.col("path"),
+            pl.lit(None, dtype=STR).alias("topic"),
+            pl.lit(None, dtype=I32).alias("partition"),
+            pl.lit(None, dtype=STR).alias("segment"),
+            pl.when(pl.col("fs") == "").then(pl.lit(self.fs_name, dtype=STR)).otherwise(pl.col("fs")).alias("fs"),
+            pl.lit("kit").alias("source_format"),
+            pl.col("start_ns").alias("raw_start"),
+            pl.col("end_ns").alias("raw_end"),
+            pl.lit("monotonic").alias("clock"),
+        )
+        # ns -> ms with numpy's correctly rounded division, as the line-by-line path does
+        latency = pl.Series("latency_ms", out["latency_ms"].to_numpy() / 1e6, dtype=F64)
+        self.ready.append(("fs_writes", _with_segment_columns(out.with_columns(latency))))
 
     def kit_row(self, no: int, line: str, nbytes: int) -> None:
         cols = self.kit_columns or []

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 from ebpf_testlib import REAL, REPO, at, parse_file
 
+import pipeline.ingest.ebpf as ebpf
 from pipeline.bundle import open_bundle
 from pipeline.cli import cli
 from pipeline.progress import Progress
@@ -289,3 +290,39 @@ def test_xfs_capture():
         (pl.col("start_at") >= pl.col("start_at_fs")) & (pl.col("start_at") <= pl.col("end_at_fs"))
     )
     assert inside["position"].n_unique() == log.calls.height
+
+
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.sort("position")
+
+
+def test_bulk_and_line_by_line_reading_agree(tmp_path, monkeypatch):
+    text = (REAL / "fs_writes.txt").read_text()
+    lines = text.splitlines()
+    # a second run appended, with its own anchor; odd rows inside it take the line-by-line path
+    second = [
+        "# kforensics bpftrace fs_writes v1 dev=0 min_us=0",
+        "# anchor nsecs=1000 wall=2026-11-27T00:00:00.000000+0000",
+        "# columns\tevent\tstart_ns\tend_ns\ttid\tpid\tcomm\tbytes\tfile_offset\tdev\tfs\tpath",
+        "write\t2001000\t2002000\t7\t7\tjava\t-28\t0\t1\text4\torders-0/00000000000000000000.log",
+        "write\t3001000\t3004000\t7\t7\tjava\t10\t0\t1\text4\torders-0/odd\tname.log",
+        "write\t4001000\t4001500\t7\t7\tjava\t10\t10\t1\t\torders-0/00000000000000000000.log",
+        "write\tnot-a-number",
+    ]
+    path = tmp_path / "two_runs.txt"
+    path.write_text("\n".join(lines + second) + "\n")
+    monkeypatch.setattr(ebpf, "CHUNK_ROWS", 7)
+    bulk = parse_file(path)
+    monkeypatch.setattr(ebpf, "KIT_FS_COLUMNS", ["not", "these"])
+    one_by_one = parse_file(path)
+    assert _sorted(bulk.fs).equals(_sorted(one_by_one.fs))
+    assert [(e.position, e.what) for e in bulk.errs("error")] == [(len(lines) + 7, "bad_row")]
+    assert [(e.position, e.what) for e in bulk.errs("info") if e.what == "failed_call"] == [
+        (len(lines) + 4, "failed_call")
+    ]
+    tail = _sorted(bulk.fs).tail(3)
+    assert tail.select("start_at", "bytes", "path", "fs").rows() == [
+        (at("2026-11-27 00:00:00.002000"), None, "orders-0/00000000000000000000.log", "ext4"),
+        (at("2026-11-27 00:00:00.003000"), 10, "orders-0/odd\tname.log", "ext4"),
+        (at("2026-11-27 00:00:00.004000"), 10, "orders-0/00000000000000000000.log", None),
+    ]
