@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import polars as pl
 import pytest
@@ -51,11 +50,12 @@ def test_collect_pack_ingest(tmp_path):
         data = mnt / "kafka-logs"
         data.mkdir()
         writer = subprocess.Popen(
-            [sys.executable, str(REPO / "fixtures" / "ebpf" / "writer.py"), str(data), "8"],
+            [sys.executable, str(REPO / "fixtures" / "ebpf" / "writer.py"), str(data), "600"],
             stdout=subprocess.PIPE,
             text=True,
         )
-        time.sleep(0.5)
+        assert writer.stdout is not None
+        threads = {int(writer.stdout.readline().split()[0]) for _ in range(4)}
         run = subprocess.run(
             [str(KIT / "collect.sh"), "-d", str(data), "-t", "3", "-o", str(out), "-P", "19092", "-i", "lo"],
             capture_output=True,
@@ -63,7 +63,6 @@ def test_collect_pack_ingest(tmp_path):
             timeout=120,
         )
         assert run.returncode == 0, run.stderr[-2000:]
-        threads = {int(x.split()[0]) for x in writer.communicate(timeout=30)[0].splitlines()}
     finally:
         if writer is not None and writer.poll() is None:
             writer.kill()
