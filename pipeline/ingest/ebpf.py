@@ -111,8 +111,10 @@ STACK_OFFSET = re.compile(r"\+(?:0x[0-9a-fA-F]+|\d+)$")
 SEGMENT_PATH = r"(?:^|/)([^/]+)-(\d+)/(\d{20}\.log)$"
 
 # The kit's fs_writes.bt rows, read column-wise (the bulk of a bundle's kernel trace lines).
-KIT_FS_COLUMNS = ["event", "start_ns", "end_ns", "tid", "pid", "comm", "bytes", "file_offset", "dev", "fs", "path"]
-KIT_FS_ROW = r"^(?:write|fsync|read|open)\t\d+\t\d+\t\d+\t\d+\t[^\t]*\t(?:-|\d+)\t(?:-|\d+)\t\d+\t[^\t]*\t[^\t]*$"
+KIT_FS_COLUMNS = [
+    "event", "start_ns", "end_ns", "tid", "pid", "comm", "bytes", "file_offset", "dev", "fs", "dir_len", "path",
+]  # fmt: skip
+KIT_FS_ROW = r"^(?:write|fsync|read|open)\t\d+\t\d+\t\d+\t\d+\t[^\t]*\t(?:-|\d+)\t(?:-|\d+)\t\d+\t[^\t]*\t\d+\t[^\t]*$"
 
 OPERATIONS = {"R": "read", "W": "write", "O": "open", "S": "fsync", "F": "fsync", "G": "getattr"}
 FS_EVENTS = {"write", "read", "open", "fsync", "getattr"}
@@ -254,6 +256,7 @@ class _Rows:
     def __init__(self, table: str, columns: dict[str, pl.DataType]) -> None:
         self.table, self.columns = table, columns
         self.cols: dict[str, list[Any]] = {c: [] for c in columns}
+        self.cut_positions: set[int] = set()  # rows whose directory name the tracer cut short
 
     def __len__(self) -> int:
         return len(self.cols["position"])
@@ -277,17 +280,27 @@ class _Rows:
                 data[name] = pl.Series(name, values, dtype=dtype)
         self.cols = {c: [] for c in self.columns}
         out = pl.DataFrame(data)
-        return _with_segment_columns(out) if self.table == "fs_writes" else out
+        if self.table != "fs_writes":
+            return out
+        cut, self.cut_positions = self.cut_positions, set()
+        return _with_segment_columns(out, pl.col("position").is_in(sorted(cut)) if cut else None)
 
 
-def _with_segment_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    """Fill topic, partition and segment from paths ``<topic>-<partition>/<20 digits>.log``."""
+def _with_segment_columns(frame: pl.DataFrame, cut: pl.Expr | None = None) -> pl.DataFrame:
+    """Fill topic, partition and segment from paths ``<topic>-<partition>/<20 digits>.log``.
+
+    Rows where ``cut`` is true had their directory name cut short by the tracer: a cut
+    ``my-topic-15`` may read ``my-topic-1``, so they get no topic rather than a wrong one.
+    """
     parts = pl.col("path").str.extract_groups(SEGMENT_PATH)
-    return frame.with_columns(
+    fields = [
         parts.struct.field("1").alias("topic"),
         parts.struct.field("2").cast(I32).alias("partition"),
         parts.struct.field("3").alias("segment"),
-    )
+    ]
+    if cut is not None:
+        fields = [pl.when(cut).then(None).otherwise(f).alias(f.meta.output_name()) for f in fields]
+    return frame.with_columns(fields)
 
 
 def _int(text: str | None) -> int | None:
@@ -320,6 +333,7 @@ class EbpfLogReader:
         self.kit_fast = False  # the current kit columns are fs_writes.bt's: rows are read in bulk
         self.pending: list[tuple[int, str, int]] = []  # (line number, line, bytes) of such rows
         self.ready: list[tuple[str, pl.DataFrame]] = []  # frames built in bulk, to be yielded
+        self.cut: list[int] = [0, 0, 0]  # rows with a directory name cut short: count, first, last line
         self.tod_rows = 0
         self.lost = 0
 
@@ -358,6 +372,15 @@ class EbpfLogReader:
                 first,
                 "unanchored",
                 f"{count} rows (lines {first}..{last}) kept with null instants: {reason}",
+                severity="error",
+            )
+        if self.cut[0]:
+            count, first, last = self.cut
+            self.note(
+                first,
+                "truncated_path",
+                f"{count} rows (lines {first}..{last}) name a directory longer than the tracer printed "
+                "(bpftrace strings hold 63 bytes): topic, partition and segment left null",
                 severity="error",
             )
         if self.tod_rows and self.clock.date is not None:
@@ -606,6 +629,12 @@ class EbpfLogReader:
         self.stack_target = stack
         return True
 
+    def cut_count(self, first: int, last: int, count: int) -> None:
+        if not self.cut[0]:
+            self.cut[1] = first
+        self.cut[0] += count
+        self.cut[2] = last
+
     def flush_kit(self) -> None:
         """Turn the pending fs_writes.bt rows into one frame, column-wise; odd rows go one by one."""
         if not self.pending:
@@ -657,7 +686,14 @@ class EbpfLogReader:
         )
         # ns -> ms with numpy's correctly rounded division, as the line-by-line path does
         latency = pl.Series("latency_ms", out["latency_ms"].to_numpy() / 1e6, dtype=F64)
-        self.ready.append(("fs_writes", _with_segment_columns(out.with_columns(latency))))
+        cut = pl.Series(
+            "cut", f["path"].str.extract(r"^(.*)/", 1).str.len_bytes().fill_null(0) < f["dir_len"].cast(I64)
+        )
+        if cut.any():
+            positions = f["position"].filter(cut)
+            self.cut_count(positions[0], positions[-1], positions.len())
+        out = out.with_columns(latency, cut)
+        self.ready.append(("fs_writes", _with_segment_columns(out, pl.col("cut")).drop("cut")))
 
     def kit_row(self, no: int, line: str, nbytes: int) -> None:
         cols = self.kit_columns or []
@@ -760,6 +796,11 @@ class EbpfLogReader:
 
         if event in FS_EVENTS:
             size = num("bytes")
+            dir_len = num("dir_len")
+            path = rec.get("path")
+            if dir_len is not None and path is not None and len(path.rpartition("/")[0].encode()) < dir_len:
+                self.fs.cut_positions.add(no)
+                self.cut_count(no, no, 1)
             self.fs.add(
                 position=no,
                 operation=event,
