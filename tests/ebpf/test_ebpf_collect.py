@@ -60,7 +60,7 @@ def test_collect_pack_ingest(tmp_path):
             [str(KIT / "collect.sh"), "-d", str(data), "-t", "3", "-o", str(out), "-P", "19092", "-i", "lo"],
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=600,
         )
         assert run.returncode == 0, run.stderr[-2000:]
     finally:

@@ -185,7 +185,7 @@ needs_root_bpftrace = pytest.mark.skipif(
 def test_live_capture_ingests_cleanly(tmp_path):
     env = dict(os.environ, OUT=str(tmp_path), SECONDS_TO_RUN="0.6", PROGRAMS="fs_writes journal")
     run = subprocess.run(
-        [str(REPO / "fixtures" / "ebpf" / "capture.sh")], env=env, capture_output=True, text=True, timeout=240
+        [str(REPO / "fixtures" / "ebpf" / "capture.sh")], env=env, capture_output=True, text=True, timeout=600
     )
     assert run.returncode == 0, run.stderr[-2000:]
     parts = dict(x.split() for x in (tmp_path / "writer_threads.txt").read_text().splitlines())
@@ -233,7 +233,7 @@ def test_kprobe_program_compiles(tmp_path, program):
         ["bpftrace", "--emit-elf", str(elf), str(REPO / "collect" / "bpftrace" / f"{program}.bt"), "1000"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert elf.read_bytes()[:4] == b"\x7fELF"
@@ -272,7 +272,7 @@ def test_live_monitor_capture(tmp_path):
         env=dict(os.environ, OUT=str(tmp_path)),
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=600,
     )
     assert run.returncode == 0, run.stderr[-2000:]
     p = parse_file(tmp_path / "monitor_waits.txt")
