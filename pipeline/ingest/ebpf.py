@@ -265,9 +265,6 @@ class _Rows:
         for name, col in self.cols.items():
             col.append(values.get(name))
 
-    def last(self, name: str) -> Any:
-        return self.cols[name][-1] if self.cols[name] else None
-
     def frame(self) -> pl.DataFrame:
         data: dict[str, pl.Series] = {}
         for name, dtype in self.columns.items():
@@ -328,14 +325,12 @@ class EbpfLogReader:
         self.func_unit: str | None = None
         self.func_time = False
         self.kit_columns: list[str] | None = None
-        self.kit_program: str | None = None
         self.stack_target: list[str] | None = None  # stack of the last row that may carry one
         self.kit_fast = False  # the current kit columns are fs_writes.bt's: rows are read in bulk
         self.pending: list[tuple[int, str, int]] = []  # (line number, line, bytes) of such rows
         self.ready: list[tuple[str, pl.DataFrame]] = []  # frames built in bulk, to be yielded
         self.cut: list[int] = [0, 0, 0]  # rows with a directory name cut short: count, first, last line
         self.tod_rows = 0
-        self.lost = 0
 
     # -- errors -----------------------------------------------------------------------
     def note(self, line_no: int, what: str, message: str, severity: str = "info", skipped: int = 0) -> None:
@@ -433,8 +428,7 @@ class EbpfLogReader:
 
     # -- context lines ----------------------------------------------------------------
     def comment(self, no: int, line: str, nbytes: int) -> None:
-        if m := KIT_BANNER.match(line):
-            self.kit_program = m.group(1)
+        if KIT_BANNER.match(line):
             self.kit_columns = None
             self.kit_fast = False
             self.note(no, "banner", line)
@@ -459,7 +453,6 @@ class EbpfLogReader:
     def other(self, no: int, line: str, nbytes: int) -> None:
         s = line.strip()
         if m := LOST.search(s):
-            self.lost += int(m.group(1))
             self.note(no, "lost_events", f"the tracer lost {m.group(1)} events: {s}", "data_loss", nbytes)
         elif m := FSS_BANNER.match(s):
             name = m.group(1).lower()
