@@ -64,15 +64,24 @@ FSTYPE=$(findmnt -n -o FSTYPE --target "$DATA_DIR" 2>/dev/null || stat -f -c %T 
 log "data dir $DATA_DIR: $FSTYPE on $MAJOR:$MINOR (dev $DEV); broker pid ${PID:-unknown}; $SECS s"
 
 PIDS=()
-stop_all() { # SIGINT lets bpftrace print its closing anchor; TERM what is left after 10 s
-	local p i
-	for p in "${PIDS[@]}"; do kill -INT "$p" 2>/dev/null || true; done
-	for i in $(seq 100); do
-		for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; done
-		kill -0 "$p" 2>/dev/null || break
+DUMPS_PID=""
+stop_all() { # SIGINT makes bpftrace print its closing anchor; repeat it (a signal that lands
+	# while a program is still starting is lost), then TERM after 10 s, KILL after 14 s
+	local p i alive
+	[ -n "$DUMPS_PID" ] && kill -TERM "$DUMPS_PID" 2>/dev/null
+	for i in $(seq 150); do
+		alive=0
+		for p in "${PIDS[@]}"; do
+			if kill -0 "$p" 2>/dev/null; then
+				alive=1
+				if [ $((i % 10)) = 1 ]; then kill -INT "$p" 2>/dev/null || true; fi
+				if [ "$i" = 100 ]; then kill -TERM "$p" 2>/dev/null || true; fi
+				if [ "$i" = 140 ]; then kill -KILL "$p" 2>/dev/null || true; fi
+			fi
+		done
+		[ "$alive" = 0 ] && break
 		sleep 0.1
 	done
-	for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 	PIDS=()
 }
@@ -103,8 +112,9 @@ else
 	log "tcpdump not found: no capture"
 fi
 
-# 2. Kernel traces. Writes and journal commits always (tracepoints); ext4_dirty_inode and
-#    jbd2 function latency where kprobes exist, else off-CPU stacks inside write().
+# 2. Kernel traces. Writes, and journal commits (ext4) or log writes (xfs), from tracepoints;
+#    ext4_dirty_inode and jbd2 function latency where kprobes exist, else off-CPU stacks
+#    inside write().
 run_bt() { # name args...
 	local name=$1
 	shift
@@ -112,7 +122,11 @@ run_bt() { # name args...
 	PIDS+=($!)
 }
 run_bt fs_writes "$DEV" "$MIN_US"
-run_bt journal "$DEV"
+case $FSTYPE in
+ext4 | ext3) run_bt journal "$DEV" ;;
+xfs) run_bt xfs_log "$DEV" ;;
+*) log "no journal tracing for $FSTYPE" ;;
+esac
 if bpftrace -l 'kprobe:ext4_dirty_inode' 2>/dev/null | grep -q ext4_dirty_inode; then
 	run_bt journal_kprobes 1000
 else
@@ -152,7 +166,7 @@ if [ -n "$PID" ]; then
 			sleep "$JSTACK_EVERY"
 		done
 	) &
-	PIDS+=($!)
+	DUMPS_PID=$!
 fi
 
 # The capture window starts once every bpftrace program has attached (compiling takes seconds).

@@ -110,6 +110,12 @@ ELISION = re.compile(r"^(\[\.\.\.\]|\^C|\.\.\.)$")
 STACK_OFFSET = re.compile(r"\+(?:0x[0-9a-fA-F]+|\d+)$")
 SEGMENT_PATH = r"(?:^|/)([^/]+)-(\d+)/(\d{20}\.log)$"
 
+# The kit's fs_writes.bt rows, read column-wise (the bulk of a bundle's kernel trace lines).
+KIT_FS_COLUMNS = [
+    "event", "start_ns", "end_ns", "tid", "pid", "comm", "bytes", "file_offset", "dev", "fs", "dir_len", "path",
+]  # fmt: skip
+KIT_FS_ROW = r"^(?:write|fsync|read|open)\t\d+\t\d+\t\d+\t\d+\t[^\t]*\t(?:-|\d+)\t(?:-|\d+)\t\d+\t[^\t]*\t\d+\t[^\t]*$"
+
 OPERATIONS = {"R": "read", "W": "write", "O": "open", "S": "fsync", "F": "fsync", "G": "getattr"}
 FS_EVENTS = {"write", "read", "open", "fsync", "getattr"}
 FS_NAMES = {"ext4", "xfs", "btrfs", "zfs", "nfs", "f2fs"}
@@ -180,10 +186,10 @@ class Clock:
             offset_us=round(manifest.offset_ms("ebpf") * 1000),
         )
 
-    def miss(self, reason: str, line: int) -> None:
+    def miss(self, reason: str, line: int, count: int = 1, last: int | None = None) -> None:
         slot = self.unanchored.setdefault(reason, [0, line, line])
-        slot[0] += 1
-        slot[2] = line
+        slot[0] += count
+        slot[2] = line if last is None else last
 
     def _utc_offset_us(self, day: dt.date, sod_us: int) -> int:
         if self.tz is None:
@@ -226,12 +232,17 @@ class Clock:
             diff += DAY_US
         return start_us + diff
 
-    def monotonic(self, ns: int, line: int) -> int | None:
-        base = self.anchor_ns if self.anchor_ns is not None else self.boot_time_ns
+    MONO_MISS = "boot-relative clock with no anchor line and no boot_time_ns: set boot_time_ns in bundle.toml"
+
+    @property
+    def mono_base_ns(self) -> int | None:
+        return self.anchor_ns if self.anchor_ns is not None else self.boot_time_ns
+
+    def monotonic(self, ns: int, line: int, *, count: bool = True) -> int | None:
+        base = self.mono_base_ns
         if base is None:
-            self.miss(
-                "boot-relative clock with no anchor line and no boot_time_ns: set boot_time_ns in bundle.toml", line
-            )
+            if count:
+                self.miss(self.MONO_MISS, line)
             return None
         return (base + ns) // 1000 + self.offset_us
 
@@ -245,6 +256,7 @@ class _Rows:
     def __init__(self, table: str, columns: dict[str, pl.DataType]) -> None:
         self.table, self.columns = table, columns
         self.cols: dict[str, list[Any]] = {c: [] for c in columns}
+        self.cut_positions: set[int] = set()  # rows whose directory name the tracer cut short
 
     def __len__(self) -> int:
         return len(self.cols["position"])
@@ -252,9 +264,6 @@ class _Rows:
     def add(self, **values: Any) -> None:
         for name, col in self.cols.items():
             col.append(values.get(name))
-
-    def last(self, name: str) -> Any:
-        return self.cols[name][-1] if self.cols[name] else None
 
     def frame(self) -> pl.DataFrame:
         data: dict[str, pl.Series] = {}
@@ -268,14 +277,27 @@ class _Rows:
                 data[name] = pl.Series(name, values, dtype=dtype)
         self.cols = {c: [] for c in self.columns}
         out = pl.DataFrame(data)
-        if self.table == "fs_writes":
-            parts = pl.col("path").str.extract_groups(SEGMENT_PATH)
-            out = out.with_columns(
-                parts.struct.field("1").alias("topic"),
-                parts.struct.field("2").cast(I32).alias("partition"),
-                parts.struct.field("3").alias("segment"),
-            )
-        return out
+        if self.table != "fs_writes":
+            return out
+        cut, self.cut_positions = self.cut_positions, set()
+        return _with_segment_columns(out, pl.col("position").is_in(sorted(cut)) if cut else None)
+
+
+def _with_segment_columns(frame: pl.DataFrame, cut: pl.Expr | None = None) -> pl.DataFrame:
+    """Fill topic, partition and segment from paths ``<topic>-<partition>/<20 digits>.log``.
+
+    Rows where ``cut`` is true had their directory name cut short by the tracer: a cut
+    ``my-topic-15`` may read ``my-topic-1``, so they get no topic rather than a wrong one.
+    """
+    parts = pl.col("path").str.extract_groups(SEGMENT_PATH)
+    fields = [
+        parts.struct.field("1").alias("topic"),
+        parts.struct.field("2").cast(I32).alias("partition"),
+        parts.struct.field("3").alias("segment"),
+    ]
+    if cut is not None:
+        fields = [pl.when(cut).then(None).otherwise(f).alias(f.meta.output_name()) for f in fields]
+    return frame.with_columns(fields)
 
 
 def _int(text: str | None) -> int | None:
@@ -303,10 +325,12 @@ class EbpfLogReader:
         self.func_unit: str | None = None
         self.func_time = False
         self.kit_columns: list[str] | None = None
-        self.kit_program: str | None = None
         self.stack_target: list[str] | None = None  # stack of the last row that may carry one
+        self.kit_fast = False  # the current kit columns are fs_writes.bt's: rows are read in bulk
+        self.pending: list[tuple[int, str, int]] = []  # (line number, line, bytes) of such rows
+        self.ready: list[tuple[str, pl.DataFrame]] = []  # frames built in bulk, to be yielded
+        self.cut: list[int] = [0, 0, 0]  # rows with a directory name cut short: count, first, last line
         self.tod_rows = 0
-        self.lost = 0
 
     # -- errors -----------------------------------------------------------------------
     def note(self, line_no: int, what: str, message: str, severity: str = "info", skipped: int = 0) -> None:
@@ -322,10 +346,16 @@ class EbpfLogReader:
                 if line_no % 20_000 == 0:
                     self.ctx.progress(done)
                 self.line(line_no, raw.rstrip("\r\n"), nbytes)
+                if self.ready:
+                    yield from self.ready
+                    self.ready.clear()
                 for rows in (self.fs, self.calls):
                     if len(rows) >= CHUNK_ROWS and self.stack_target is None:
                         yield rows.table, rows.frame()
         self.ctx.progress(done)
+        self.flush_kit()
+        yield from self.ready
+        self.ready.clear()
         for rows in (self.fs, self.calls):
             if len(rows):
                 yield rows.table, rows.frame()
@@ -337,6 +367,15 @@ class EbpfLogReader:
                 first,
                 "unanchored",
                 f"{count} rows (lines {first}..{last}) kept with null instants: {reason}",
+                severity="error",
+            )
+        if self.cut[0]:
+            count, first, last = self.cut
+            self.note(
+                first,
+                "truncated_path",
+                f"{count} rows (lines {first}..{last}) name a directory longer than the tracer printed "
+                "(bpftrace strings hold 63 bytes): topic, partition and segment left null",
                 severity="error",
             )
         if self.tod_rows and self.clock.date is not None:
@@ -351,6 +390,13 @@ class EbpfLogReader:
     def line(self, no: int, line: str, nbytes: int) -> None:
         if not line.strip():
             return
+        if self.kit_fast and line[0] not in " \t#" and "\t" in line:
+            self.pending.append((no, line, nbytes))
+            if len(self.pending) >= CHUNK_ROWS:
+                self.flush_kit()
+            return
+        if self.pending:
+            self.flush_kit()
         if line[0] in " \t" and self.stack_target is not None:
             self.stack_target.append(_frame_name(line))
             return
@@ -382,9 +428,9 @@ class EbpfLogReader:
 
     # -- context lines ----------------------------------------------------------------
     def comment(self, no: int, line: str, nbytes: int) -> None:
-        if m := KIT_BANNER.match(line):
-            self.kit_program = m.group(1)
+        if KIT_BANNER.match(line):
             self.kit_columns = None
+            self.kit_fast = False
             self.note(no, "banner", line)
         elif m := KIT_ANCHOR.match(line):
             try:
@@ -396,6 +442,7 @@ class EbpfLogReader:
             self.note(no, "anchor", f"monotonic {m.group(1)} ns = {m.group(2)}")
         elif line.startswith(KIT_COLUMNS):
             self.kit_columns = line.split("\t")[1:]
+            self.kit_fast = self.kit_columns == KIT_FS_COLUMNS
             self.note(no, "header", line.replace("\t", " "))
         elif m := TOOL_COMMAND.match(line):
             self.fs_name = m.group(1)
@@ -406,7 +453,6 @@ class EbpfLogReader:
     def other(self, no: int, line: str, nbytes: int) -> None:
         s = line.strip()
         if m := LOST.search(s):
-            self.lost += int(m.group(1))
             self.note(no, "lost_events", f"the tracer lost {m.group(1)} events: {s}", "data_loss", nbytes)
         elif m := FSS_BANNER.match(s):
             name = m.group(1).lower()
@@ -576,6 +622,72 @@ class EbpfLogReader:
         self.stack_target = stack
         return True
 
+    def cut_count(self, first: int, last: int, count: int) -> None:
+        if not self.cut[0]:
+            self.cut[1] = first
+        self.cut[0] += count
+        self.cut[2] = last
+
+    def flush_kit(self) -> None:
+        """Turn the pending fs_writes.bt rows into one frame, column-wise; odd rows go one by one."""
+        if not self.pending:
+            return
+        pending, self.pending = self.pending, []
+        lines = pl.DataFrame(
+            {"position": [p[0] for p in pending], "line": [p[1] for p in pending]},
+            schema={"position": I64, "line": STR},
+        )
+        plain = lines["line"].str.contains(KIT_FS_ROW)
+        if not plain.all():
+            for i in (~plain).arg_true().to_list():
+                self.kit_row(*pending[i])
+            lines = lines.filter(plain)
+        if lines.height == 0:
+            return
+        f = lines.with_columns(
+            pl.col("line").str.split_exact("\t", len(KIT_FS_COLUMNS) - 1).struct.rename_fields(KIT_FS_COLUMNS)
+        ).unnest("line")
+        base = self.clock.mono_base_ns
+        if base is None:
+            self.clock.miss(self.clock.MONO_MISS, f["position"][0], f.height, f["position"][-1])
+
+        def instant(col: str) -> pl.Expr:
+            if base is None:
+                return pl.lit(None, dtype=TIMESTAMP)
+            return ((pl.col(col).cast(I64) + base) // 1000 + self.clock.offset_us).cast(TIMESTAMP)
+
+        out = f.select(
+            pl.col("position"),
+            pl.col("event").alias("operation"),
+            instant("start_ns").alias("start_at"),
+            instant("end_ns").alias("end_at"),
+            (pl.col("end_ns").cast(I64) - pl.col("start_ns").cast(I64)).alias("latency_ms"),  # ns for now
+            pl.col("tid").cast(I64),
+            pl.col("pid").cast(I64),
+            pl.col("comm"),
+            pl.col("bytes").cast(I64, strict=False),
+            pl.col("file_offset").cast(I64, strict=False),
+            pl.col("path"),
+            pl.lit(None, dtype=STR).alias("topic"),
+            pl.lit(None, dtype=I32).alias("partition"),
+            pl.lit(None, dtype=STR).alias("segment"),
+            pl.when(pl.col("fs") == "").then(pl.lit(self.fs_name, dtype=STR)).otherwise(pl.col("fs")).alias("fs"),
+            pl.lit("kit").alias("source_format"),
+            pl.col("start_ns").alias("raw_start"),
+            pl.col("end_ns").alias("raw_end"),
+            pl.lit("monotonic").alias("clock"),
+        )
+        # ns -> ms with numpy's correctly rounded division, as the line-by-line path does
+        latency = pl.Series("latency_ms", out["latency_ms"].to_numpy() / 1e6, dtype=F64)
+        cut = pl.Series(
+            "cut", f["path"].str.extract(r"^(.*)/", 1).str.len_bytes().fill_null(0) < f["dir_len"].cast(I64)
+        )
+        if cut.any():
+            positions = f["position"].filter(cut)
+            self.cut_count(positions[0], positions[-1], positions.len())
+        out = out.with_columns(latency, cut)
+        self.ready.append(("fs_writes", _with_segment_columns(out, pl.col("cut")).drop("cut")))
+
     def kit_row(self, no: int, line: str, nbytes: int) -> None:
         cols = self.kit_columns or []
         values = line.split("\t")
@@ -591,7 +703,7 @@ class EbpfLogReader:
                 no,
                 event=rec["event"],
                 start=self.clock.monotonic(start_ns, no),
-                end=self.clock.monotonic(end_ns, no),
+                end=self.clock.monotonic(end_ns, no, count=False),
                 latency_ms=(end_ns - start_ns) / 1e6,
                 rec=rec,
                 source="kit",
@@ -625,9 +737,12 @@ class EbpfLogReader:
                 raw_end = rec.get("end_ns" if mono else "end_epoch_ns")
                 s_ns = None if raw_start is None else int(raw_start)
                 e_ns = None if raw_end is None else int(raw_end)
-                conv = (lambda ns: self.clock.monotonic(ns, no)) if mono else self.clock.epoch_ns
-                start = None if s_ns is None else conv(s_ns)
-                end = None if e_ns is None else conv(e_ns)
+                if mono:
+                    start = None if s_ns is None else self.clock.monotonic(s_ns, no)
+                    end = None if e_ns is None else self.clock.monotonic(e_ns, no, count=s_ns is None)
+                else:
+                    start = None if s_ns is None else self.clock.epoch_ns(s_ns)
+                    end = None if e_ns is None else self.clock.epoch_ns(e_ns)
                 if s_ns is not None and e_ns is not None:
                     span_us = (e_ns - s_ns) / 1000
             elif "start" in rec or "end" in rec:
@@ -674,6 +789,11 @@ class EbpfLogReader:
 
         if event in FS_EVENTS:
             size = num("bytes")
+            dir_len = num("dir_len")
+            path = rec.get("path")
+            if dir_len is not None and path is not None and len(path.rpartition("/")[0].encode()) < dir_len:
+                self.fs.cut_positions.add(no)
+                self.cut_count(no, no, 1)
             self.fs.add(
                 position=no,
                 operation=event,

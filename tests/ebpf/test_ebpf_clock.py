@@ -114,3 +114,12 @@ def test_offsets_apply_to_every_clock(tmp_path):
         at("2025-11-20 10:00:00.751500"),
         2.0,
     )
+
+
+def test_kit_rows_without_any_anchor_are_counted_once(tmp_path):
+    head = "".join(line + "\n" for line in KIT_HEAD.splitlines() if not line.startswith("# anchor"))
+    p = parse_text(tmp_path, head + KIT_ROW * 3)
+    assert p.fs["start_at"].to_list() == [None] * 3
+    assert p.fs["latency_ms"].to_list() == [126.0] * 3
+    assert [(e.position, e.what) for e in p.errs("error")] == [(3, "unanchored")]
+    assert p.errors[-1].message.startswith("3 rows (lines 3..5) kept with null instants: boot-relative clock")
