@@ -130,6 +130,26 @@ class _Extract:
         )
         self.stacks: list[list[str] | None] = [None]  # interned top frames; 0 = no stack
         self._stack_ids: dict[tuple[int, int], int] = {}
+        self.problems: list[tuple[int, str, int]] = []  # (position, message, bytes) of unreadable events
+
+    def _events(self, name: str, only: Chunk | None):
+        """rec.events, plus the type's field reader guarded: a damaged batch is reported, not raised."""
+        for chunk, t, (starts, bodies, sizes) in self.rec.events(name, only):
+            if len(starts) == 0:
+                continue
+            try:
+                cols = self._columns(chunk, t, bodies, starts, sizes)
+            except (JfrFormatError, IndexError, KeyError, ValueError, OverflowError) as exc:
+                pos = exc.position if isinstance(exc, JfrFormatError) else int(starts[0])
+                self.problems.append(
+                    (
+                        pos,
+                        f"{len(starts)} {name} events of chunk {chunk.index + 1} unreadable: {exc}",
+                        int(np.sum(sizes)),
+                    )
+                )
+                continue
+            yield chunk, t, starts, cols
 
     def _columns(self, chunk: Chunk, t: TypeDesc, bodies: list[int], starts: list[int], sizes: list[int]) -> list:
         """One column per field of the events at ``bodies``: int64 arrays when every field is an integer."""
@@ -217,10 +237,7 @@ class _Extract:
     def monitor_waits(self, only: Chunk | None = None) -> Iterator[dict]:
         rec = self.rec
         for name in MONITOR_EVENTS:
-            for chunk, t, (starts, bodies, sizes) in rec.events(name, only):
-                if len(starts) == 0:
-                    continue
-                cols = self._columns(chunk, t, bodies, starts, sizes)
+            for chunk, t, starts, cols in self._events(name, only):
                 f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
@@ -252,10 +269,7 @@ class _Extract:
     def samples(self, only: Chunk | None = None) -> Iterator[dict]:
         rec = self.rec
         for name in SAMPLE_EVENTS:
-            for chunk, t, (starts, bodies, sizes) in rec.events(name, only):
-                if len(starts) == 0:
-                    continue
-                cols = self._columns(chunk, t, bodies, starts, sizes)
+            for chunk, t, starts, cols in self._events(name, only):
                 f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
@@ -280,12 +294,8 @@ class _Extract:
                 yield part
 
     def file_writes(self, only: Chunk | None = None) -> Iterator[dict]:
-        rec = self.rec
         for name in FILE_EVENTS:
-            for chunk, t, (starts, bodies, sizes) in rec.events(name, only):
-                if len(starts) == 0:
-                    continue
-                cols = self._columns(chunk, t, bodies, starts, sizes)
+            for chunk, t, starts, cols in self._events(name, only):
                 f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
@@ -335,11 +345,10 @@ class _Extract:
         for r in rows:
             by_ids.setdefault((r["os_tid"], r["java_thread_id"]), []).append(r)
         for name, slot in (("jdk.ThreadStart", "start_ticks"), ("jdk.ThreadEnd", "end_ticks")):
-            for chunk, t, (starts, bodies, sizes) in rec.events(name):
+            for chunk, t, _starts, cols in self._events(name, None):
                 i_st, i_thread = _field(t, "startTime"), _field(t, "thread")
-                if i_thread is None or len(bodies) == 0:
+                if i_thread is None:
                     continue
-                cols = self._columns(chunk, t, bodies, starts, sizes)
                 for ticks, key in zip(list(cols[i_st]), list(cols[i_thread]), strict=True):
                     th = rec.thread(int(key), chunk) if key else None
                     if th is None:
@@ -478,6 +487,8 @@ class JfrParser(Parser):
             yield from _emit(samples, "thread_samples", stacks)
             yield from _emit(writes, "jvm_file_writes", stacks)
         yield from _emit(_threads_frame(rec, ex.threads(), offset_ns), "jfr_threads")
+        for pos, msg, nbytes in ex.problems:
+            ctx.error(pos, "bad_events", msg, severity="data_loss", skipped_bytes=nbytes)
 
     @classmethod
     def summarise(cls, tables: dict[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:
