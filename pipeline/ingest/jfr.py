@@ -133,23 +133,29 @@ class _Extract:
         self.problems: list[tuple[int, str, int]] = []  # (position, message, bytes) of unreadable events
 
     def _events(self, name: str, only: Chunk | None):
-        """rec.events, plus the type's field reader guarded: a damaged batch is reported, not raised."""
-        for chunk, t, (starts, bodies, sizes) in self.rec.events(name, only):
-            if len(starts) == 0:
-                continue
-            try:
-                cols = self._columns(chunk, t, bodies, starts, sizes)
-            except (JfrFormatError, IndexError, KeyError, ValueError, OverflowError) as exc:
-                pos = exc.position if isinstance(exc, JfrFormatError) else int(starts[0])
-                self.problems.append(
-                    (
-                        pos,
-                        f"{len(starts)} {name} events of chunk {chunk.index + 1} unreadable: {exc}",
-                        int(np.sum(sizes)),
-                    )
+        """rec.events in batches of at most CHUNK_ROWS, decoded; a damaged batch is reported, not raised."""
+        for chunk, t, (all_starts, all_bodies, all_sizes) in self.rec.events(name, only):
+            for b0 in range(0, len(all_starts), CHUNK_ROWS):
+                yield from self._batch(
+                    name,
+                    chunk,
+                    t,
+                    all_starts[b0 : b0 + CHUNK_ROWS],
+                    all_bodies[b0 : b0 + CHUNK_ROWS],
+                    all_sizes[b0 : b0 + CHUNK_ROWS],
                 )
-                continue
-            yield chunk, t, starts, cols
+
+    def _batch(self, name, chunk, t, starts, bodies, sizes):
+        if not len(starts):
+            return
+        try:
+            cols = self._columns(chunk, t, bodies, starts, sizes)
+        except (JfrFormatError, IndexError, KeyError, ValueError, OverflowError) as exc:
+            pos = exc.position if isinstance(exc, JfrFormatError) else int(starts[0])
+            msg = f"{len(starts)} {name} events of chunk {chunk.index + 1} unreadable: {exc}"
+            self.problems.append((pos, msg, int(np.sum(sizes))))
+            return
+        yield chunk, t, starts, cols
 
     def _columns(self, chunk: Chunk, t: TypeDesc, bodies: list[int], starts: list[int], sizes: list[int]) -> list:
         """One column per field of the events at ``bodies``: int64 arrays when every field is an integer."""
@@ -476,16 +482,18 @@ class JfrParser(Parser):
             )
         offset_ns = round(ctx.manifest.offset_ms("jfr") * 1e6)
         ex = _Extract(rec)
-        # Chunk by chunk, so memory stays bounded by the largest chunk. Rows are in file
-        # order (events are not time-ordered in a recording: sort on start_ns to read them).
+        # Batch by batch (one event type of one chunk, CHUNK_ROWS at most), so memory stays
+        # bounded. Rows of one type come in file order; events are not time-ordered in a
+        # recording: sort on start_ns to read them in time.
         for chunk in rec.chunks:
-            waits = _frames(rec, ex, list(ex.monitor_waits(chunk)), "waits", offset_ns)
-            samples = _frames(rec, ex, list(ex.samples(chunk)), "samples", offset_ns)
-            writes = _frames(rec, ex, list(ex.file_writes(chunk)), "writes", offset_ns)
-            stacks = pl.Series("stacks", ex.stacks, dtype=STR_LIST)
-            yield from _emit(waits, "monitor_waits", stacks)
-            yield from _emit(samples, "thread_samples", stacks)
-            yield from _emit(writes, "jvm_file_writes", stacks)
+            for table, kind, parts in (
+                ("monitor_waits", "waits", ex.monitor_waits(chunk)),
+                ("thread_samples", "samples", ex.samples(chunk)),
+                ("jvm_file_writes", "writes", ex.file_writes(chunk)),
+            ):
+                for part in parts:  # at most CHUNK_ROWS events of one type
+                    frame = _frames(rec, ex, [part], kind, offset_ns)
+                    yield from _emit(frame, table, pl.Series("stacks", ex.stacks, dtype=STR_LIST))
         yield from _emit(_threads_frame(rec, ex.threads(), offset_ns), "jfr_threads")
         for pos, msg, nbytes in ex.problems:
             ctx.error(pos, "bad_events", msg, severity="data_loss", skipped_bytes=nbytes)

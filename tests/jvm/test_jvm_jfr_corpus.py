@@ -96,4 +96,4 @@ def test_kafka_broker_async_profiler_recording():
     assert th.filter(th["name"] == "data-plane-kafka-network-thread-0-ListenerName(CLIENT)-PLAINTEXT-5")[
         "os_tid"
     ].to_list() == [1368]
-    assert s["position"].is_sorted()
+    assert s["position"].is_sorted()  # one event type: file order
