@@ -391,12 +391,15 @@ def _frames(rec: Recording, ex: _Extract, parts: list[dict], kind: str, offset_n
     if kind == "samples":
         df = df.with_columns(start_ns.alias("at_ns"))
         return df.with_columns(_instant(pl.col("at_ns"), offset_ns).alias("at")).sort("position")
-    dur_ns = pl.Series(rec.span_to_ns(cols.pop("span").to_numpy()), dtype=pl.Int64)
-    df = df.drop("span").with_columns(start_ns.alias("start_ns"), dur_ns.alias("duration_ns"))
+    dur = np.asarray(rec.span_to_ns(cols.pop("span").to_numpy()), dtype=np.int64)
+    df = df.drop("span").with_columns(
+        start_ns.alias("start_ns"),
+        pl.Series(dur, dtype=pl.Int64).alias("duration_ns"),
+        pl.Series(dur / 1e6, dtype=pl.Float64).alias("duration_ms"),  # correctly rounded division
+    )
     return df.with_columns(
         _instant(pl.col("start_ns"), offset_ns).alias("start_at"),
         _instant(pl.col("start_ns") + pl.col("duration_ns"), offset_ns).alias("end_at"),
-        (pl.col("duration_ns") / 1e6).alias("duration_ms"),
     ).sort("position")
 
 

@@ -62,7 +62,7 @@ def test_instants_are_microseconds_of_the_ns_values():
     mw = tables["monitor_waits"]
     assert (mw["start_at"].dt.epoch("us") == mw["start_ns"] // 1000).all()
     assert (mw["end_at"].dt.epoch("us") == (mw["start_ns"] + mw["duration_ns"]) // 1000).all()
-    assert (mw["duration_ms"] == mw["duration_ns"] / 1e6).all()
+    assert mw["duration_ms"].to_list() == [d / 1e6 for d in mw["duration_ns"].to_list()]
     for _, rows in mw.group_by("event_type"):
         assert rows["position"].is_sorted()  # file order within each event type
 
