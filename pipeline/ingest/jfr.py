@@ -365,10 +365,6 @@ class _Extract:
         return {k: [r[k] for r in rows] for k in (rows[0] if rows else ["position"])}
 
 
-def read_recording(data, wanted=INGESTED_EVENTS) -> Recording:
-    return Recording(data, wanted)
-
-
 def _instant(ns: pl.Expr, offset_ns: int) -> pl.Expr:
     return ((ns + offset_ns) // 1000).cast(pl.Datetime("us"))
 

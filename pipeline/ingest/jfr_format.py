@@ -274,8 +274,8 @@ def read_metadata(buf, header: ChunkHeader) -> dict[int, TypeDesc]:
                     continue
                 ann = {}
                 for aname, aattrs, _ in fkids:
-                    if aname == "annotation" and "value" in aattrs:
-                        ann[aattrs.get("class", "")] = aattrs["value"]
+                    if aname == "annotation":
+                        ann[aattrs.get("class", "")] = aattrs.get("value", "")
                 fields.append(
                     FieldDesc(
                         fattrs["name"],

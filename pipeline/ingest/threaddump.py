@@ -207,6 +207,8 @@ class _TextParser:
             if m is None:
                 return
             rest = m.group("rest") or ""
+            if not any(k in rest for k in ("prio=", "nid=", "id=", "tid=")):
+                return  # a quoted line of some log, not a thread header
             if "name" not in m.groupdict():
                 name = ""
             else:
