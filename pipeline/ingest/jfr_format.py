@@ -935,35 +935,43 @@ def decode_varint_columns(
         return out
     data = np.frombuffer(buf, dtype=np.uint8)
     width = 9 * count if max_width is None else max(1, min(9 * count, max_width))
-    cols = np.arange(width, dtype=np.int64)
+    small = np.int16 if width > 120 else np.int8  # column counters fit in a small integer type
+    cols = np.arange(width, dtype=small)
+    offs = np.arange(width, dtype=np.int64)
     starts_all = np.asarray(offsets, dtype=np.int64)
     last = len(data) - 1
     for b0 in range(0, n, BATCH_ROWS):
         starts = starts_all[b0 : b0 + BATCH_ROWS]
-        idx = starts[:, None] + cols[None, :]
-        np.minimum(idx, last, out=idx)
+        idx = starts[:, None] + offs[None, :]
+        if starts[-1] + width > last or starts.max() + width > last:
+            np.minimum(idx, last, out=idx)
         win = data[idx]
         term = win < 0x80
-        fieldno = np.cumsum(term, axis=1) - term
+        fieldno = np.cumsum(term, axis=1, dtype=small) - term
         is_start = np.empty_like(term)
         is_start[:, 0] = True
         is_start[:, 1:] = term[:, :-1]
-        startcol = np.maximum.accumulate(np.where(is_start, cols[None, :], 0), axis=1)
+        startcol = np.maximum.accumulate(np.where(is_start, cols[None, :], small(0)), axis=1)
         k = cols[None, :] - startcol
         mask = fieldno < count
-        bad = (term.sum(axis=1) < count) | ((k >= 8) & mask).any(axis=1)
-        good = ~bad
-        if good.any():
-            wg, kg, mg, sg = win[good], k[good], mask[good], is_start[good]
-            contrib = (wg & 0x7F).astype(np.uint64) << (7 * kg).astype(np.uint64)
-            flat = contrib[mg]
-            seg = np.flatnonzero(sg[mg])
-            sums = np.add.reduceat(flat, seg).view(np.int64).reshape(-1, count)
+        bad = (fieldno[:, -1] + term[:, -1] < count) | ((k >= 8) & mask).any(axis=1)
+        if bad.any():
+            good = ~bad
+            win, k, mask, is_start = win[good], k[good], mask[good], is_start[good]
             rows = np.flatnonzero(good) + b0
+            good_starts = starts[good]
+        else:
+            rows = slice(b0, b0 + len(starts))
+            good_starts = starts
+        if len(good_starts):
+            contrib = (win & 0x7F).astype(np.uint64) << (7 * k).astype(np.uint64)
+            flat = contrib[mask]
+            seg = np.flatnonzero(is_start[mask])
+            sums = np.add.reduceat(flat, seg).view(np.int64).reshape(-1, count)
             for j in range(count):
                 out[j][rows] = sums[:, j]
             if ends_out is not None:
-                ends_out[rows] = starts[good] + mg.sum(axis=1)
+                ends_out[rows] = good_starts + mask.sum(axis=1)
         for r in np.flatnonzero(bad):
             p = int(starts[r])
             for j in range(count):
