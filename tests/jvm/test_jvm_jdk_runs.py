@@ -169,3 +169,29 @@ def test_clock_offset_shifts_instants_not_raw_ns(run):
     base = base["monitor_waits"]
     assert shifted["start_ns"].equals(base["start_ns"])
     assert ((shifted["start_at"] - base["start_at"]).dt.total_microseconds() == 1_500_000).all()
+
+
+def test_json_dump_maps_through_jfr_threads(run):
+    if run.json_dump is None:
+        pytest.skip("JSON thread dumps exist from JDK 21")
+    ctxs: list = []
+    rows = parse_dump(run.json_dump, ctx_out=ctxs)
+    assert [e.what for e in ctxs[0].errors] == ["no_native_ids"]
+    assert rows["tid"].null_count() == rows.height
+    app = rows.filter(pl.col("name").str.starts_with("data-plane-kafka-request-handler-"))
+    assert app.height == 4
+    owners = app.filter(pl.col("locked").list.len() > 0)
+    assert owners.height <= 1
+    if owners.height:
+        assert owners["locked"][0].to_list()[0].startswith("KafkaLockSim$Partition@")
+    # Java ids agree with jstack's #N of the same run, and JFR maps them to the TIDs
+    jstack = parse_dump(run.jstack).filter(pl.col("java_thread_id").is_not_null())
+    t, _ = ours(run.jfr)
+    jt = t["jfr_threads"].filter(pl.col("java_thread_id") > 0).unique("java_thread_id")
+    mapped = app.join(jt, on="java_thread_id").select("name", "os_tid").sort("name")
+    want = (
+        jstack.filter(pl.col("name").is_in(app["name"].to_list()))
+        .select("name", pl.col("tid").alias("os_tid"))
+        .sort("name")
+    )
+    assert mapped.equals(want)
