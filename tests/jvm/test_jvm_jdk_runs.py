@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.needs_tool, pytest.mark.skipif(not HOMES, reason="no J
 
 @pytest.fixture(scope="module", params=HOMES, ids=lambda h: h.name)
 def run(request, tmp_path_factory) -> SimRun:
-    return run_sim(request.param, tmp_path_factory.mktemp("sim"), seconds=3)
+    return run_sim(request.param, tmp_path_factory.mktemp("sim"), seconds=2)
 
 
 def test_recording_equals_jdk_jfr_print(run):
