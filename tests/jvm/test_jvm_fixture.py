@@ -29,32 +29,24 @@ def test_rows_equal_recorded_jfr_print():
     tables, ctx = ours(JFR_FILE)
     assert [e.what for e in ctx.errors] == ["recording"]
     want = sorted(
-        (t, instant_ns(st), span_ns(du), tid, name, cls.replace("/", ".") if cls else None, path, nbytes)
-        for t, st, du, tid, name, cls, path, nbytes in ref["rows"]
+        (t, instant_ns(st), span_ns(du), tid, name, cls.replace("/", ".") if cls else None, path, nbytes, top)
+        for t, st, du, tid, name, cls, path, nbytes, top in ref["rows"]
     )
     mw = tables["monitor_waits"].filter(pl.col("event_type") == "jdk.JavaMonitorEnter")
     fw = tables["jvm_file_writes"]
+    cols = ("event_type", "start_ns", "duration_ns", "tid", "thread_name")
     got = sorted(
-        [
-            (
-                r["event_type"],
-                r["start_ns"],
-                r["duration_ns"],
-                r["tid"],
-                r["thread_name"],
-                r["monitor_class"],
-                None,
-                None,
-            )
-            for r in mw.iter_rows(named=True)
-        ]
-        + [
-            (r["event_type"], r["start_ns"], r["duration_ns"], r["tid"], r["thread_name"], None, r["path"], r["bytes"])
-            for r in fw.iter_rows(named=True)
-        ]
+        [(*(r[c] for c in cols), r["monitor_class"], None, None, r["top_frames"][0]) for r in mw.iter_rows(named=True)]
+        + [(*(r[c] for c in cols), None, r["path"], r["bytes"], r["top_frames"][0]) for r in fw.iter_rows(named=True)]
     )
-    assert got == want
-    assert len(Recording(JFR_FILE.read_bytes(), []).chunks) == 3
+    # Where jfr print has no stack (its pool entry was written in an earlier chunk), we
+    # resolve it from that chunk's pool; everything else is equal.
+    unresolved = [w for w in want if w[-1] is None]
+    assert [g[:-1] for g in got] == [w[:-1] for w in want]
+    assert [g for g, w in zip(got, want, strict=True) if w[-1] is not None and g != w] == []
+    assert all(g[-1] for g in got)
+    assert len(unresolved) < len(want) // 10
+    assert len(Recording(JFR_FILE.read_bytes(), []).chunks) >= 2
 
 
 def test_instants_are_microseconds_of_the_ns_values():
