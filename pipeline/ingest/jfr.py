@@ -150,7 +150,7 @@ class _Extract:
             return
         try:
             cols = self._columns(chunk, t, bodies, starts, sizes)
-        except (JfrFormatError, IndexError, KeyError, ValueError, OverflowError) as exc:
+        except (JfrFormatError, IndexError, KeyError, ValueError, OverflowError, RecursionError) as exc:
             pos = exc.position if isinstance(exc, JfrFormatError) else int(starts[0])
             msg = f"{len(starts)} {name} events of chunk {chunk.index + 1} unreadable: {exc}"
             self.problems.append((pos, msg, int(np.sum(sizes))))

@@ -75,6 +75,12 @@ def read_varint(buf, pos: int) -> tuple[int, int]:
     return v, pos + 1
 
 
+def _check_count(n: int, buf, pos: int) -> None:
+    """An array length must be possible: every element takes at least one byte."""
+    if n < 0 or n > len(buf) - pos:
+        raise JfrFormatError(pos, f"array of {n} elements cannot fit in the remaining {len(buf) - pos} bytes")
+
+
 def _fixed_reader(width: int) -> Callable[[Any, int], tuple[int, int]]:
     def read(buf, pos: int) -> tuple[int, int]:
         return int.from_bytes(buf[pos : pos + width], "big", signed=True), pos + width
@@ -421,6 +427,7 @@ class Codec:
 
                 def skip_fixed_array(buf, pos):
                     n, pos = read_count(buf, pos)
+                    _check_count(n, buf, pos)
                     return pos + n * width
 
                 return skip_fixed_array
@@ -429,6 +436,7 @@ class Codec:
 
                 def skip_flat_array(buf, pos):
                     n, pos = read_count(buf, pos)
+                    _check_count(n, buf, pos)
                     pat = cache.get(n)
                     if pat is None:
                         pat = cache[n] = re.compile(b"(?:" + flat + b"){%d}" % n)
@@ -442,6 +450,7 @@ class Codec:
 
             def skip_array(buf, pos):
                 n, pos = read_count(buf, pos)
+                _check_count(n, buf, pos)
                 for _ in range(n):
                     pos = one(buf, pos)
                 return pos
@@ -488,6 +497,7 @@ class Codec:
 
             def dec_array(buf, pos):
                 n, pos = read_count(buf, pos)
+                _check_count(n, buf, pos)
                 out = []
                 for _ in range(n):
                     v, pos = elem(buf, pos)
@@ -623,7 +633,7 @@ class Recording:
         for i, h in enumerate(headers):
             try:
                 self.chunks.append(self._read_chunk(i, h))
-            except (JfrFormatError, IndexError, KeyError, ValueError, struct.error) as exc:
+            except (JfrFormatError, IndexError, KeyError, ValueError, struct.error, RecursionError, re.error) as exc:
                 pos = exc.position if isinstance(exc, JfrFormatError) else h.offset
                 self.problems.append(Problem(pos, "bad_chunk", f"chunk {i + 1}: {exc}", "data_loss", h.size))
             if progress:
