@@ -24,9 +24,10 @@ from pipeline.ingest.jfr_format import (
     Chunk,
     JfrFormatError,
     Recording,
+    StringColumn,
     TypeDesc,
     UnsupportedVersion,
-    decode_varint_columns,
+    decode_columns,
     sniff_version,
 )
 from pipeline.registry import ParseContext, Parser, Probe, dump_command, register
@@ -129,17 +130,45 @@ class _Extract:
         )
         self.stacks: list[list[str] | None] = [None]  # interned top frames; 0 = no stack
         self._stack_ids: dict[tuple[int, int], int] = {}
+        self.problems: list[tuple[int, str, int]] = []  # (position, message, bytes) of unreadable events
 
-    def _columns(self, chunk: Chunk, t: TypeDesc, bodies: list[int]) -> list:
+    def _events(self, name: str, only: Chunk | None):
+        """rec.events in batches of at most CHUNK_ROWS, decoded; a damaged batch is reported, not raised."""
+        for chunk, t, (all_starts, all_bodies, all_sizes) in self.rec.events(name, only):
+            for b0 in range(0, len(all_starts), CHUNK_ROWS):
+                yield from self._batch(
+                    name,
+                    chunk,
+                    t,
+                    all_starts[b0 : b0 + CHUNK_ROWS],
+                    all_bodies[b0 : b0 + CHUNK_ROWS],
+                    all_sizes[b0 : b0 + CHUNK_ROWS],
+                )
+
+    def _batch(self, name, chunk, t, starts, bodies, sizes):
+        if not len(starts):
+            return
+        try:
+            cols = self._columns(chunk, t, bodies, starts, sizes)
+        except (JfrFormatError, IndexError, KeyError, ValueError, OverflowError, RecursionError) as exc:
+            pos = exc.position if isinstance(exc, JfrFormatError) else int(starts[0])
+            msg = f"{len(starts)} {name} events of chunk {chunk.index + 1} unreadable: {exc}"
+            self.problems.append((pos, msg, int(np.sum(sizes))))
+            return
+        yield chunk, t, starts, cols
+
+    def _columns(self, chunk: Chunk, t: TypeDesc, bodies: list[int], starts: list[int], sizes: list[int]) -> list:
         """One column per field of the events at ``bodies``: int64 arrays when every field is an integer."""
         codec = chunk.codec
-        if codec.compressed and all(not f.array and codec.kind(f) == "v" for f in t.fields):
-            cols = decode_varint_columns(self.rec.buf, bodies, len(t.fields))
-            for i, f in enumerate(t.fields):
-                if not f.constant_pool and chunk.types[f.type_id].name == "int":
-                    c = cols[i] & 0xFFFFFFFF
-                    cols[i] = np.where(c >= 1 << 31, c - (1 << 32), c)
-            return cols
+        if codec.compressed and not any(f.array for f in t.fields):
+            ends = np.asarray(starts, np.int64) + np.asarray(sizes, np.int64)
+            cols = decode_columns(self.rec.buf, bodies, [codec.kind(f) for f in t.fields], ends)
+            if cols is not None:
+                for i, f in enumerate(t.fields):
+                    if not f.constant_pool and chunk.types[f.type_id].name == "int":
+                        c = cols[i] & 0xFFFFFFFF
+                        cols[i] = np.where(c >= 1 << 31, c - (1 << 32), c)
+                return cols
         dec = codec.decoder(t.id)
         buf = self.rec.buf
         rows = [dec(buf, p)[0] for p in bodies]
@@ -174,6 +203,20 @@ class _Extract:
             ids[j] = sid
         return ids[inv.reshape(-1)]
 
+    def _strings(self, chunk: Chunk, col) -> pl.Series:
+        """A string column (decoded values, or a StringColumn of pool keys) as text."""
+        if not isinstance(col, StringColumn):
+            return pl.Series([self.rec.string(v, chunk) for v in col], dtype=pl.Utf8)
+        out = self._lookup(np.where(col.tags == 2, col.keys, 0), lambda k: self.rec.string(("$ref", k), chunk))
+        if (col.tags == 1).any() or col.inline:
+            vals = out.to_list()
+            for r in np.flatnonzero(col.tags == 1).tolist():
+                vals[r] = ""
+            for r, v in col.inline.items():
+                vals[r] = v
+            out = pl.Series(vals, dtype=pl.Utf8)
+        return out
+
     def _lookup(self, keys, fn) -> pl.Series:
         uniq, inv = np.unique(np.asarray(keys, dtype=np.int64), return_inverse=True)
         vals = [fn(k) for k in uniq.tolist()]
@@ -197,13 +240,10 @@ class _Extract:
             part["span"] = np.asarray(col(idx["span"]), np.int64)
         return part
 
-    def monitor_waits(self) -> Iterator[dict]:
+    def monitor_waits(self, only: Chunk | None = None) -> Iterator[dict]:
         rec = self.rec
         for name in MONITOR_EVENTS:
-            for chunk, t, (starts, bodies) in rec.events(name):
-                if not starts:
-                    continue
-                cols = self._columns(chunk, t, bodies)
+            for chunk, t, starts, cols in self._events(name, only):
                 f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
@@ -232,13 +272,10 @@ class _Extract:
                 part["source"] = pl.Series([self.source], dtype=pl.Utf8).gather(pl.Series(np.zeros(n, np.uint32)))
                 yield part
 
-    def samples(self) -> Iterator[dict]:
+    def samples(self, only: Chunk | None = None) -> Iterator[dict]:
         rec = self.rec
         for name in SAMPLE_EVENTS:
-            for chunk, t, (starts, bodies) in rec.events(name):
-                if not starts:
-                    continue
-                cols = self._columns(chunk, t, bodies)
+            for chunk, t, starts, cols in self._events(name, only):
                 f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
@@ -259,16 +296,12 @@ class _Extract:
                     if fd.constant_pool:
                         part["state"] = self._lookup(cols[i_state], lambda k, c=chunk, n=tname: rec.simple(n, k, c))
                     else:
-                        part["state"] = pl.Series([rec.string(v, chunk) for v in cols[i_state]], dtype=pl.Utf8)
+                        part["state"] = self._strings(chunk, cols[i_state])
                 yield part
 
-    def file_writes(self) -> Iterator[dict]:
-        rec = self.rec
+    def file_writes(self, only: Chunk | None = None) -> Iterator[dict]:
         for name in FILE_EVENTS:
-            for chunk, t, (starts, bodies) in rec.events(name):
-                if not starts:
-                    continue
-                cols = self._columns(chunk, t, bodies)
+            for chunk, t, starts, cols in self._events(name, only):
                 f = lambda *n, t=t: _field(t, *n)  # noqa: E731
                 part = self._part(
                     name,
@@ -283,8 +316,8 @@ class _Extract:
                 )
                 i_path, i_bytes = f("path"), f("bytesWritten")
                 n = len(starts)
-                part["path"] = pl.Series(
-                    [rec.string(v, chunk) for v in cols[i_path]] if i_path is not None else [None] * n, dtype=pl.Utf8
+                part["path"] = (
+                    self._strings(chunk, cols[i_path]) if i_path is not None else pl.Series([None] * n, dtype=pl.Utf8)
                 )
                 part["bytes"] = pl.Series(list(cols[i_bytes]) if i_bytes is not None else [None] * n, dtype=pl.Int64)
                 yield part
@@ -318,11 +351,10 @@ class _Extract:
         for r in rows:
             by_ids.setdefault((r["os_tid"], r["java_thread_id"]), []).append(r)
         for name, slot in (("jdk.ThreadStart", "start_ticks"), ("jdk.ThreadEnd", "end_ticks")):
-            for chunk, t, (_starts, bodies) in rec.events(name):
+            for chunk, t, _starts, cols in self._events(name, None):
                 i_st, i_thread = _field(t, "startTime"), _field(t, "thread")
-                if i_thread is None or not bodies:
+                if i_thread is None:
                     continue
-                cols = self._columns(chunk, t, bodies)
                 for ticks, key in zip(list(cols[i_st]), list(cols[i_thread]), strict=True):
                     th = rec.thread(int(key), chunk) if key else None
                     if th is None:
@@ -333,15 +365,12 @@ class _Extract:
         return {k: [r[k] for r in rows] for k in (rows[0] if rows else ["position"])}
 
 
-def read_recording(data, wanted=INGESTED_EVENTS) -> Recording:
-    return Recording(data, wanted)
-
-
 def _instant(ns: pl.Expr, offset_ns: int) -> pl.Expr:
     return ((ns + offset_ns) // 1000).cast(pl.Datetime("us"))
 
 
 def _frames(rec: Recording, ex: _Extract, parts: list[dict], kind: str, offset_ns: int) -> pl.DataFrame | None:
+    """Rows of one table in file order; ``stack`` indexes ``ex.stacks`` (expanded by _emit)."""
     parts = [p for p in parts if len(p["position"])]
     if not parts:
         return None
@@ -352,21 +381,22 @@ def _frames(rec: Recording, ex: _Extract, parts: list[dict], kind: str, offset_n
             cols[k] = pl.Series(k, np.concatenate(vals))
         else:
             cols[k] = pl.concat(vals).alias(k)
-    stacks = pl.Series("stacks", ex.stacks, dtype=STR_LIST)
     ticks = cols.pop("ticks").to_numpy()
     start_ns = pl.Series(rec.ticks_to_ns(ticks), dtype=pl.Int64)
-    top = stacks.gather(cols.pop("stack").cast(pl.UInt32)).alias("top_frames")
-    df = pl.DataFrame(list(cols.values())).with_columns(top)
+    df = pl.DataFrame(list(cols.values())).with_columns(pl.col("stack").cast(pl.UInt32))
     if kind == "samples":
-        df = df.with_columns(start_ns.alias("at_ns"), top.list.first().alias("top_frame"))
-        return df.with_columns(_instant(pl.col("at_ns"), offset_ns).alias("at")).sort("at_ns", "position")
-    dur_ns = pl.Series(rec.span_to_ns(cols.pop("span").to_numpy()), dtype=pl.Int64)
-    df = df.drop("span").with_columns(start_ns.alias("start_ns"), dur_ns.alias("duration_ns"))
+        df = df.with_columns(start_ns.alias("at_ns"))
+        return df.with_columns(_instant(pl.col("at_ns"), offset_ns).alias("at")).sort("position")
+    dur = np.asarray(rec.span_to_ns(cols.pop("span").to_numpy()), dtype=np.int64)
+    df = df.drop("span").with_columns(
+        start_ns.alias("start_ns"),
+        pl.Series(dur, dtype=pl.Int64).alias("duration_ns"),
+        pl.Series(dur / 1e6, dtype=pl.Float64).alias("duration_ms"),  # correctly rounded division
+    )
     return df.with_columns(
         _instant(pl.col("start_ns"), offset_ns).alias("start_at"),
         _instant(pl.col("start_ns") + pl.col("duration_ns"), offset_ns).alias("end_at"),
-        (pl.col("duration_ns") / 1e6).alias("duration_ms"),
-    ).sort("start_ns", "position")
+    ).sort("position")
 
 
 def _threads_frame(rec: Recording, cols: dict, offset_ns: int) -> pl.DataFrame | None:
@@ -398,11 +428,18 @@ def _load(ctx: ParseContext):
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
-def _emit(df: pl.DataFrame | None, table: str) -> Iterator[tuple[str, pl.DataFrame]]:
+def _emit(df: pl.DataFrame | None, table: str, stacks: pl.Series | None = None) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Yield ``df`` in slices; stack indexes become the top-frame lists slice by slice."""
     if df is None or df.height == 0:
         return
     for off in range(0, df.height, CHUNK_ROWS):
-        yield table, df.slice(off, CHUNK_ROWS)
+        part = df.slice(off, CHUNK_ROWS)
+        if stacks is not None:
+            top = stacks.gather(part["stack"]).alias("top_frames")
+            part = part.drop("stack").with_columns(top)
+            if table == "thread_samples":
+                part = part.with_columns(top.list.first().alias("top_frame"))
+        yield table, part
 
 
 @register
@@ -444,10 +481,21 @@ class JfrParser(Parser):
             )
         offset_ns = round(ctx.manifest.offset_ms("jfr") * 1e6)
         ex = _Extract(rec)
-        yield from _emit(_frames(rec, ex, list(ex.monitor_waits()), "waits", offset_ns), "monitor_waits")
-        yield from _emit(_frames(rec, ex, list(ex.samples()), "samples", offset_ns), "thread_samples")
-        yield from _emit(_frames(rec, ex, list(ex.file_writes()), "writes", offset_ns), "jvm_file_writes")
+        # Batch by batch (one event type of one chunk, CHUNK_ROWS at most), so memory stays
+        # bounded. Rows of one type come in file order; events are not time-ordered in a
+        # recording: sort on start_ns to read them in time.
+        for chunk in rec.chunks:
+            for table, kind, parts in (
+                ("monitor_waits", "waits", ex.monitor_waits(chunk)),
+                ("thread_samples", "samples", ex.samples(chunk)),
+                ("jvm_file_writes", "writes", ex.file_writes(chunk)),
+            ):
+                for part in parts:  # at most CHUNK_ROWS events of one type
+                    frame = _frames(rec, ex, [part], kind, offset_ns)
+                    yield from _emit(frame, table, pl.Series("stacks", ex.stacks, dtype=STR_LIST))
         yield from _emit(_threads_frame(rec, ex.threads(), offset_ns), "jfr_threads")
+        for pos, msg, nbytes in ex.problems:
+            ctx.error(pos, "bad_events", msg, severity="data_loss", skipped_bytes=nbytes)
 
     @classmethod
     def summarise(cls, tables: dict[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:
@@ -526,7 +574,7 @@ def dump_jfr(file: Path, names: str | None, limit: int) -> None:
     data = _load(ctx)
     wanted = [n.strip() for n in names.split(",") if n.strip()] if names else []
     try:
-        rec = Recording(data, wanted)
+        rec = Recording(data, wanted, count_all=not wanted)
     except JfrFormatError as exc:
         raise click.ClickException(f"{file}: {exc}") from None
     if not wanted:
@@ -541,9 +589,9 @@ def dump_jfr(file: Path, names: str | None, limit: int) -> None:
             click.echo(f"{n:>10}  {name}")
     for name in wanted:
         rows = []
-        for chunk, t, (starts, bodies) in rec.events(name):
+        for chunk, t, (starts, bodies, _sizes) in rec.events(name):
             dec = chunk.codec.decoder(t.id)
-            for s, b in zip(starts, bodies, strict=True):
+            for s, b in zip(starts.tolist(), bodies.tolist(), strict=True):
                 row = {"type": name, "position": s, **_render(rec, chunk, t, dec(rec.buf, b)[0])}
                 rows.append(row)
         rows.sort(key=lambda r: (r.get("startTime") or "", r["position"]))

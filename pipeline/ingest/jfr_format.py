@@ -75,6 +75,12 @@ def read_varint(buf, pos: int) -> tuple[int, int]:
     return v, pos + 1
 
 
+def _check_count(n: int, buf, pos: int) -> None:
+    """An array length must be possible: every element takes at least one byte."""
+    if n < 0 or n > len(buf) - pos:
+        raise JfrFormatError(pos, f"array of {n} elements cannot fit in the remaining {len(buf) - pos} bytes")
+
+
 def _fixed_reader(width: int) -> Callable[[Any, int], tuple[int, int]]:
     def read(buf, pos: int) -> tuple[int, int]:
         return int.from_bytes(buf[pos : pos + width], "big", signed=True), pos + width
@@ -274,8 +280,8 @@ def read_metadata(buf, header: ChunkHeader) -> dict[int, TypeDesc]:
                     continue
                 ann = {}
                 for aname, aattrs, _ in fkids:
-                    if aname == "annotation" and "value" in aattrs:
-                        ann[aattrs.get("class", "")] = aattrs["value"]
+                    if aname == "annotation":
+                        ann[aattrs.get("class", "")] = aattrs.get("value", "")
                 fields.append(
                     FieldDesc(
                         fattrs["name"],
@@ -421,6 +427,7 @@ class Codec:
 
                 def skip_fixed_array(buf, pos):
                     n, pos = read_count(buf, pos)
+                    _check_count(n, buf, pos)
                     return pos + n * width
 
                 return skip_fixed_array
@@ -429,6 +436,7 @@ class Codec:
 
                 def skip_flat_array(buf, pos):
                     n, pos = read_count(buf, pos)
+                    _check_count(n, buf, pos)
                     pat = cache.get(n)
                     if pat is None:
                         pat = cache[n] = re.compile(b"(?:" + flat + b"){%d}" % n)
@@ -442,6 +450,7 @@ class Codec:
 
             def skip_array(buf, pos):
                 n, pos = read_count(buf, pos)
+                _check_count(n, buf, pos)
                 for _ in range(n):
                     pos = one(buf, pos)
                 return pos
@@ -488,6 +497,7 @@ class Codec:
 
             def dec_array(buf, pos):
                 n, pos = read_count(buf, pos)
+                _check_count(n, buf, pos)
                 out = []
                 for _ in range(n):
                     v, pos = elem(buf, pos)
@@ -542,8 +552,8 @@ class Chunk:
     codec: Codec
     # constant pools: type name -> {key: byte offset of the value}
     pools: dict[str, dict[int, int]] = field(default_factory=dict)
-    # wanted type id -> (event start offsets, event body offsets just after size and type)
-    events: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
+    # wanted type id -> (event start offsets, body offsets just after size and type, sizes)
+    events: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
     event_counts: dict[int, int] = field(default_factory=dict)  # all events by type id
 
 
@@ -611,8 +621,10 @@ class Recording:
         wanted: Iterable[str] | None = None,
         *,
         progress: Callable[[int], None] | None = None,
+        count_all: bool = False,
     ):
         self.buf = buf
+        self.count_all = count_all  # count every event type (else only the wanted ones)
         self.wanted_names = set(wanted) if wanted is not None else None
         self.chunks: list[Chunk] = []
         self.problems: list[Problem] = []
@@ -621,7 +633,7 @@ class Recording:
         for i, h in enumerate(headers):
             try:
                 self.chunks.append(self._read_chunk(i, h))
-            except (JfrFormatError, IndexError, KeyError, ValueError, struct.error) as exc:
+            except (JfrFormatError, IndexError, KeyError, ValueError, struct.error, RecursionError, re.error) as exc:
                 pos = exc.position if isinstance(exc, JfrFormatError) else h.offset
                 self.problems.append(Problem(pos, "bad_chunk", f"chunk {i + 1}: {exc}", "data_loss", h.size))
             if progress:
@@ -665,39 +677,66 @@ class Recording:
         wanted_ids = {t.id for t in types.values() if self.wanted_names is None or t.name in self.wanted_names}
         wanted_ids.discard(METADATA_TYPE)
         wanted_ids.discard(CHECKPOINT_TYPE)
-        events: dict[int, tuple[list[int], list[int]]] = {i: ([], []) for i in wanted_ids}
+        starts_by_type: dict[int, list[int]] = {i: [] for i in wanted_ids}
         counts: dict[int, int] = {}
+        count_all = self.count_all
         checkpoints: list[int] = []
         pos = h.offset + HEADER_SIZE
         end = h.end
-        compressed = h.compressed
-        while pos < end:
-            start = pos
-            if compressed:
+        if h.compressed:
+            while pos < end:
                 size = buf[pos]
                 if size < 0x80:
-                    pos += 1
+                    typ = buf[pos + 1]
+                    if typ >= 0x80:
+                        b = buf[pos + 2]
+                        typ = (typ & 0x7F) | (b << 7) if b < 0x80 else read_varint(buf, pos + 1)[0]
                 else:
-                    size, pos = read_varint(buf, pos)
-                typ = buf[pos]
-                if typ < 0x80:
-                    pos += 1
-                else:
-                    typ, pos = read_varint(buf, pos)
-            else:
+                    size, p = read_varint(buf, pos)
+                    typ = read_varint(buf, p)[0]
+                if size <= 0 or pos + size > end:
+                    raise JfrFormatError(pos, f"event size {size} runs outside the chunk")
+                lst = starts_by_type.get(typ)
+                if lst is not None:
+                    lst.append(pos)
+                elif typ == CHECKPOINT_TYPE:
+                    checkpoints.append(pos)
+                if count_all:
+                    counts[typ] = counts.get(typ, 0) + 1
+                pos += size
+        else:
+            while pos < end:
                 size = int.from_bytes(buf[pos : pos + 4], "big", signed=True)
                 typ = int.from_bytes(buf[pos + 4 : pos + 12], "big", signed=True)
-                pos += 12
-            if size <= 0 or start + size > end:
-                raise JfrFormatError(start, f"event size {size} runs outside the chunk")
-            counts[typ] = counts.get(typ, 0) + 1
-            lst = events.get(typ)
-            if lst is not None:
-                lst[0].append(start)
-                lst[1].append(pos)
-            elif typ == CHECKPOINT_TYPE:
-                checkpoints.append(pos)
-            pos = start + size
+                if size <= 0 or pos + size > end:
+                    raise JfrFormatError(pos, f"event size {size} runs outside the chunk")
+                lst = starts_by_type.get(typ)
+                if lst is not None:
+                    lst.append(pos)
+                elif typ == CHECKPOINT_TYPE:
+                    checkpoints.append(pos)
+                if count_all:
+                    counts[typ] = counts.get(typ, 0) + 1
+                pos += size
+        events: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for typ, starts in starts_by_type.items():
+            st = np.asarray(starts, dtype=np.int64)
+            if h.compressed:
+                body = np.empty_like(st)
+                size = decode_varint_columns(buf, st, 2, body, 18)[0]
+            else:
+                body = st + 12
+                size = np.asarray([int.from_bytes(buf[p : p + 4], "big", signed=True) for p in starts], np.int64)
+            events[typ] = (st, body, size)
+            if not count_all:
+                counts[typ] = len(starts)
+        cp_bodies = []
+        for cp in checkpoints:
+            if h.compressed:
+                cp_bodies.append(read_varint(buf, read_varint(buf, cp)[1])[1])
+            else:
+                cp_bodies.append(cp + 12)
+        checkpoints = cp_bodies
         chunk.events = events
         chunk.event_counts = counts
         for cp in checkpoints:
@@ -865,9 +904,11 @@ class Recording:
                 out[name] = out.get(name, 0) + n
         return out
 
-    def events(self, type_name: str) -> Iterable[tuple[Chunk, TypeDesc, tuple[list[int], list[int]]]]:
-        """Per chunk: (chunk, type, (start offsets, body offsets)) of the wanted events of one type."""
-        for c in self.chunks:
+    def events(
+        self, type_name: str, only: Chunk | None = None
+    ) -> Iterable[tuple[Chunk, TypeDesc, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+        """Per chunk (or only ``only``): (chunk, type, (starts, bodies, sizes)) of wanted events of a type."""
+        for c in self.chunks if only is None else [only]:
             t = c.codec.by_name.get(type_name)
             if t is None or t.id not in c.events:
                 continue
@@ -887,47 +928,123 @@ def _decoder_cache(chunk: Chunk, type_id: int):
 BATCH_ROWS = 65_536
 
 
-def decode_varint_columns(buf, offsets, count: int) -> list[np.ndarray]:
+def decode_varint_columns(
+    buf, offsets, count: int, ends_out: np.ndarray | None = None, max_width: int | None = None
+) -> list[np.ndarray]:
     """The first ``count`` compressed integers after each offset, decoded with numpy.
 
-    Returns ``count`` int64 arrays (one per field). Rows holding a 9-byte integer
-    (a negative value) are decoded one by one.
+    Returns ``count`` int64 arrays (one per field); ``ends_out`` (if given) receives the
+    offset after the last integer of each row. Rows holding a 9-byte integer (a negative
+    value) are decoded one by one.
     """
     n = len(offsets)
     out = [np.zeros(n, np.int64) for _ in range(count)]
     if n == 0 or count == 0:
+        if ends_out is not None:
+            ends_out[:] = np.asarray(offsets, dtype=np.int64)
         return out
     data = np.frombuffer(buf, dtype=np.uint8)
-    width = 9 * count
-    cols = np.arange(width, dtype=np.int64)
+    width = 9 * count if max_width is None else max(1, min(9 * count, max_width))
+    small = np.int16 if width > 120 else np.int8  # column counters fit in a small integer type
+    cols = np.arange(width, dtype=small)
+    offs = np.arange(width, dtype=np.int64)
     starts_all = np.asarray(offsets, dtype=np.int64)
     last = len(data) - 1
     for b0 in range(0, n, BATCH_ROWS):
         starts = starts_all[b0 : b0 + BATCH_ROWS]
-        idx = starts[:, None] + cols[None, :]
-        np.minimum(idx, last, out=idx)
+        idx = starts[:, None] + offs[None, :]
+        if starts[-1] + width > last or starts.max() + width > last:
+            np.minimum(idx, last, out=idx)
         win = data[idx]
         term = win < 0x80
-        fieldno = np.cumsum(term, axis=1) - term
+        fieldno = np.cumsum(term, axis=1, dtype=small) - term
         is_start = np.empty_like(term)
         is_start[:, 0] = True
         is_start[:, 1:] = term[:, :-1]
-        startcol = np.maximum.accumulate(np.where(is_start, cols[None, :], 0), axis=1)
+        startcol = np.maximum.accumulate(np.where(is_start, cols[None, :], small(0)), axis=1)
         k = cols[None, :] - startcol
         mask = fieldno < count
-        bad = (term.sum(axis=1) < count) | ((k >= 8) & mask).any(axis=1)
-        good = ~bad
-        if good.any():
-            wg, kg, mg, sg = win[good], k[good], mask[good], is_start[good]
-            contrib = (wg & 0x7F).astype(np.uint64) << (7 * kg).astype(np.uint64)
-            flat = contrib[mg]
-            seg = np.flatnonzero(sg[mg])
-            sums = np.add.reduceat(flat, seg).view(np.int64).reshape(-1, count)
+        bad = (fieldno[:, -1] + term[:, -1] < count) | ((k >= 8) & mask).any(axis=1)
+        if bad.any():
+            good = ~bad
+            win, k, mask, is_start = win[good], k[good], mask[good], is_start[good]
             rows = np.flatnonzero(good) + b0
+            good_starts = starts[good]
+        else:
+            rows = slice(b0, b0 + len(starts))
+            good_starts = starts
+        if len(good_starts):
+            contrib = (win & 0x7F).astype(np.uint64) << (7 * k).astype(np.uint64)
+            flat = contrib[mask]
+            seg = np.flatnonzero(is_start[mask])
+            sums = np.add.reduceat(flat, seg).view(np.int64).reshape(-1, count)
             for j in range(count):
                 out[j][rows] = sums[:, j]
+            if ends_out is not None:
+                ends_out[rows] = good_starts + mask.sum(axis=1)
         for r in np.flatnonzero(bad):
             p = int(starts[r])
             for j in range(count):
                 out[j][b0 + r], p = read_varint(buf, p)
+            if ends_out is not None:
+                ends_out[b0 + r] = p
     return out
+
+
+@dataclass
+class StringColumn:
+    """Strings of many events: constant-pool keys where tagged 2, else the decoded text."""
+
+    tags: np.ndarray  # uint8 encoding tag per row
+    keys: np.ndarray  # int64 pool key where tag == 2
+    inline: dict[int, str | None]  # row -> text for rows not in the pool
+
+
+def decode_columns(buf, offsets, kinds: list[str], ends=None) -> list | None:
+    """Vectorised decoding of fields that are integers ('v'), bytes ('b') or strings ('s').
+
+    Returns one column per field (int64 arrays, or a :class:`StringColumn`), or None when
+    a kind is not supported (the caller decodes row by row).
+    """
+    if any(k not in "vbs" for k in kinds):
+        return None
+    data = np.frombuffer(buf, dtype=np.uint8)
+    pos = np.asarray(offsets, dtype=np.int64).copy()
+    limit = None if ends is None else np.asarray(ends, dtype=np.int64)
+    cols: list = []
+    i = 0
+    while i < len(kinds):
+        k = kinds[i]
+        if k == "v":
+            j = i
+            while j < len(kinds) and kinds[j] == "v":
+                j += 1
+            nxt = np.empty_like(pos)
+            width = int((limit - pos).max()) if limit is not None and len(pos) else None
+            cols.extend(decode_varint_columns(buf, pos, j - i, nxt, width))
+            pos = nxt
+            i = j
+        elif k == "b":
+            cols.append(data[pos].astype(np.int64))
+            pos = pos + 1
+            i += 1
+        else:
+            tags = data[pos]
+            keys = np.zeros(len(pos), np.int64)
+            ref = np.flatnonzero(tags == 2)
+            nxt = pos + 1
+            if len(ref):
+                kend = np.empty(len(ref), np.int64)
+                keys[ref] = decode_varint_columns(buf, pos[ref] + 1, 1, kend)[0]
+                nxt[ref] = kend
+            bad = np.flatnonzero(tags > 5)
+            if len(bad):
+                raise JfrFormatError(int(pos[bad[0]]), f"unknown string encoding tag {int(tags[bad[0]])}")
+            inline: dict[int, str | None] = {}
+            for r in np.flatnonzero(tags > 2).tolist():
+                inline[r], e = read_string(buf, int(pos[r]))
+                nxt[r] = e
+            cols.append(StringColumn(tags, keys, inline))
+            pos = nxt
+            i += 1
+    return cols

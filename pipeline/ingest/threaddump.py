@@ -207,6 +207,8 @@ class _TextParser:
             if m is None:
                 return
             rest = m.group("rest") or ""
+            if not any(k in rest for k in ("prio=", "nid=", "id=", "tid=")):
+                return  # a quoted line of some log, not a thread header
             if "name" not in m.groupdict():
                 name = ""
             else:
@@ -282,6 +284,11 @@ def _rows_from_text(p: _TextParser) -> list[dict]:
     return rows
 
 
+def _text(v) -> str | None:
+    """JSON dumps name objects as ``Class@identityHash`` (not addresses)."""
+    return v if isinstance(v, str) else None
+
+
 def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
     try:
         doc = json.loads(text)
@@ -329,8 +336,8 @@ def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
                     "os_prio": None,
                     "cpu_ms": None,
                     "elapsed_s": None,
-                    "waiting_to_lock": None,
-                    "waiting_on": None,
+                    "waiting_to_lock": _text(th.get("blockedOn")),
+                    "waiting_on": _text(th.get("waitingOn")) or _text((th.get("parkBlocker") or {}).get("object")),
                     "locked": locked,
                     "ownable_synchronizers": [],
                     "in_deadlock": False,

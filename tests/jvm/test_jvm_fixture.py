@@ -29,32 +29,24 @@ def test_rows_equal_recorded_jfr_print():
     tables, ctx = ours(JFR_FILE)
     assert [e.what for e in ctx.errors] == ["recording"]
     want = sorted(
-        (t, instant_ns(st), span_ns(du), tid, name, cls.replace("/", ".") if cls else None, path, nbytes)
-        for t, st, du, tid, name, cls, path, nbytes in ref["rows"]
+        (t, instant_ns(st), span_ns(du), tid, name, cls.replace("/", ".") if cls else None, path, nbytes, top)
+        for t, st, du, tid, name, cls, path, nbytes, top in ref["rows"]
     )
     mw = tables["monitor_waits"].filter(pl.col("event_type") == "jdk.JavaMonitorEnter")
     fw = tables["jvm_file_writes"]
+    cols = ("event_type", "start_ns", "duration_ns", "tid", "thread_name")
     got = sorted(
-        [
-            (
-                r["event_type"],
-                r["start_ns"],
-                r["duration_ns"],
-                r["tid"],
-                r["thread_name"],
-                r["monitor_class"],
-                None,
-                None,
-            )
-            for r in mw.iter_rows(named=True)
-        ]
-        + [
-            (r["event_type"], r["start_ns"], r["duration_ns"], r["tid"], r["thread_name"], None, r["path"], r["bytes"])
-            for r in fw.iter_rows(named=True)
-        ]
+        [(*(r[c] for c in cols), r["monitor_class"], None, None, r["top_frames"][0]) for r in mw.iter_rows(named=True)]
+        + [(*(r[c] for c in cols), None, r["path"], r["bytes"], r["top_frames"][0]) for r in fw.iter_rows(named=True)]
     )
-    assert got == want
-    assert len(Recording(JFR_FILE.read_bytes(), []).chunks) == 3
+    # Where jfr print has no stack (its pool entry was written in an earlier chunk), we
+    # resolve it from that chunk's pool; everything else is equal.
+    unresolved = [w for w in want if w[-1] is None]
+    assert [g[:-1] for g in got] == [w[:-1] for w in want]
+    assert [g for g, w in zip(got, want, strict=True) if w[-1] is not None and g != w] == []
+    assert all(g[-1] for g in got)
+    assert len(unresolved) < len(want) // 10
+    assert len(Recording(JFR_FILE.read_bytes(), []).chunks) >= 2
 
 
 def test_instants_are_microseconds_of_the_ns_values():
@@ -62,8 +54,9 @@ def test_instants_are_microseconds_of_the_ns_values():
     mw = tables["monitor_waits"]
     assert (mw["start_at"].dt.epoch("us") == mw["start_ns"] // 1000).all()
     assert (mw["end_at"].dt.epoch("us") == (mw["start_ns"] + mw["duration_ns"]) // 1000).all()
-    assert (mw["duration_ms"] == mw["duration_ns"] / 1e6).all()
-    assert mw["start_ns"].is_sorted()
+    assert mw["duration_ms"].to_list() == [d / 1e6 for d in mw["duration_ns"].to_list()]
+    for _, rows in mw.group_by("event_type"):
+        assert rows["position"].is_sorted()  # file order within each event type
 
 
 def test_ingest_bundle_and_dump_commands(tmp_path):
@@ -115,3 +108,50 @@ def test_ingest_bundle_and_dump_commands(tmp_path):
     assert r.exit_code == 0
     frame = pl.read_csv(r.stdout.encode())
     assert frame["dump_index"].unique().sort().to_list() == [0, 1]
+
+
+def test_damaged_copies_never_raise(tmp_path):
+    """Cut or scribbled-over copies: rows or error rows, never an exception."""
+    import random
+
+    from pipeline.ingest.jfr import JfrParser
+    from pipeline.registry import ParseContext
+
+    src = JFR_FILE.read_bytes()
+    rnd = random.Random(7)
+    outcomes = set()
+    for i in range(24):
+        b = bytearray(src)
+        if i % 2:
+            b = b[: rnd.randrange(len(b))]
+        else:
+            for _ in range(rnd.randrange(1, 20)):
+                b[rnd.randrange(len(b))] = rnd.randrange(256)
+        p = tmp_path / f"damaged-{i}.jfr"
+        p.write_bytes(bytes(b))
+        ctx = ParseContext(p, p.name, "test")
+        rows = sum(f.height for _, f in JfrParser().parse(ctx))
+        problems = [e for e in ctx.errors if e.severity != "info"]
+        outcomes.add((rows > 0, bool(problems)))
+        if i % 2:  # every cut copy is reported
+            assert problems, i
+    assert (True, True) in outcomes  # complete chunks kept while the damage is reported
+
+
+def test_fixed_width_integers(tmp_path):
+    """The same recording re-encoded with fixed-width integers reads to the same rows."""
+    from tests.jvm.jfr_transcode import transcode
+
+    data = JFR_FILE.read_bytes()
+    fixed = transcode(data)
+    path = tmp_path / "fixed.jfr"
+    path.write_bytes(fixed)
+    rec = Recording(fixed, [], count_all=True)
+    assert [c.header.compressed for c in rec.chunks] == [False, False, False]
+    assert rec.event_type_names() == Recording(data, [], count_all=True).event_type_names()
+    want, _ = ours(JFR_FILE)
+    got, ctx = ours(path)
+    assert [e.what for e in ctx.errors] == ["recording"]
+    assert set(got) == set(want)
+    for table in want:
+        assert got[table].drop("position").equals(want[table].drop("position")), table

@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.needs_tool, pytest.mark.skipif(not HOMES, reason="no J
 
 @pytest.fixture(scope="module", params=HOMES, ids=lambda h: h.name)
 def run(request, tmp_path_factory) -> SimRun:
-    return run_sim(request.param, tmp_path_factory.mktemp("sim"), seconds=3)
+    return run_sim(request.param, tmp_path_factory.mktemp("sim"), seconds=2)
 
 
 def test_recording_equals_jdk_jfr_print(run):
@@ -103,10 +103,21 @@ def test_thread_dumps_map_to_proc_tasks(run):
 
 def test_jstack_l_ownable_synchronizers(run):
     rows = parse_dump(run.jstack_l)
+    # every synchronizer listed under "Locked ownable synchronizers:" is in a row
+    text = run.jstack_l.read_text()
+    listed = []
+    for section in text.split("Locked ownable synchronizers:")[1:]:
+        for line in section.splitlines()[1:]:
+            if not line.startswith("\t- "):
+                break
+            if line.startswith("\t- <"):
+                listed.append(f"0x{int(line.split('<')[1].split('>')[0], 16):016x}")
+    assert sorted(a for lst in rows["ownable_synchronizers"] for a in lst) == sorted(listed)
+    assert text.count("Locked ownable synchronizers:") == rows.filter(pl.col("java_thread_id").is_not_null()).height
     lockers = rows.filter(pl.col("name").is_in(["kafka-log-flusher", "kafka-log-cleaner-thread-0"]))
     held = [a for lst in lockers["ownable_synchronizers"] for a in lst]
     waiting = lockers["waiting_on"].drop_nulls().to_list()
-    assert len(held) <= 1 and (held or waiting)
+    assert len(held) <= 1
     if held and waiting:
         assert waiting == held  # the cleaner parks on the flusher's lock
 
@@ -158,3 +169,29 @@ def test_clock_offset_shifts_instants_not_raw_ns(run):
     base = base["monitor_waits"]
     assert shifted["start_ns"].equals(base["start_ns"])
     assert ((shifted["start_at"] - base["start_at"]).dt.total_microseconds() == 1_500_000).all()
+
+
+def test_json_dump_maps_through_jfr_threads(run):
+    if run.json_dump is None:
+        pytest.skip("JSON thread dumps exist from JDK 21")
+    ctxs: list = []
+    rows = parse_dump(run.json_dump, ctx_out=ctxs)
+    assert [e.what for e in ctxs[0].errors] == ["no_native_ids"]
+    assert rows["tid"].null_count() == rows.height
+    app = rows.filter(pl.col("name").str.starts_with("data-plane-kafka-request-handler-"))
+    assert app.height == 4
+    owners = app.filter(pl.col("locked").list.len() > 0)
+    assert owners.height <= 1
+    if owners.height:
+        assert owners["locked"][0].to_list()[0].startswith("KafkaLockSim$Partition@")
+    # Java ids agree with jstack's #N of the same run, and JFR maps them to the TIDs
+    jstack = parse_dump(run.jstack).filter(pl.col("java_thread_id").is_not_null())
+    t, _ = ours(run.jfr)
+    jt = t["jfr_threads"].filter(pl.col("java_thread_id") > 0).unique("java_thread_id")
+    mapped = app.join(jt, on="java_thread_id").select("name", "os_tid").sort("name")
+    want = (
+        jstack.filter(pl.col("name").is_in(app["name"].to_list()))
+        .select("name", pl.col("tid").alias("os_tid"))
+        .sort("name")
+    )
+    assert mapped.equals(want)

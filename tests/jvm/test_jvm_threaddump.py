@@ -190,3 +190,18 @@ def test_committed_jdk17_run_maps_to_proc_tasks():
             assert tasks[r["tid"]] == want, r
         handlers = df.filter(pl.col("name").str.starts_with("data-plane-kafka-request-handler-"))
         assert handlers.height == 4 * dumps
+
+
+@pytest.mark.skipif(not GENERATED.is_dir(), reason="generated fixtures absent")
+def test_quoted_log_lines_are_not_threads(tmp_path):
+    src = GENERATED / "kafka-lock-sim-jdk17.stdout.log"
+    lines = src.read_text().splitlines(keepends=True)
+    noisy = []
+    for line in lines:
+        noisy.append(line)
+        if line.startswith("JNI global refs"):
+            noisy.append('"GET /metrics HTTP/1.1" 200 1234 "-" "prometheus/2.45"\n')
+            noisy.append('"quoted" log message\n')
+    p = tmp_path / "noisy.log"
+    p.write_text("".join(noisy))
+    assert parse_dump(p).drop("position").equals(parse_dump(src).drop("position"))
