@@ -393,7 +393,7 @@ def parse_dump_text(lines, ctx: ParseContext) -> list[dict]:
         if lineno % 100_000 == 0:
             ctx.progress(done)  # characters: close to bytes for these ASCII files
     if not p.dumps:
-        ctx.error(None, "no_dump", "no thread dump found in the file", unit="line", severity="error")
+        ctx.error(1, "no_dump", "no thread dump found in the file", unit="line", severity="error")
     for d in p.dumps:
         if d.local is None:
             ctx.error(
@@ -455,7 +455,14 @@ class ThreadDumpParser(Parser):
 @dump_command
 @click.command("threads")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Aligned table for people, csv or json for scripts.",
+)
 @click.option("--stack/--no-stack", default=False, help="Show the top stack frame.")
 def dump_threads(file: Path, fmt: str, stack: bool) -> None:
     """Threads of every dump in a thread-dump FILE: TID, state, locks."""
