@@ -240,7 +240,8 @@ def test_gzip_cut_short_is_an_error_not_a_crash(tmp_path):
     bad.write_bytes(raw[: len(raw) // 2])
     ctx = ParseContext(bad, bad.name, "t")
     tables = read_capture(bad, ctx)
-    assert errors(ctx)[0] == ("read_error", "data_loss")
+    # ctx.open() may salvage the gzip itself (gzip_damaged) or raise on the cut (read_error here)
+    assert errors(ctx)[0] in (("read_error", "data_loss"), ("gzip_damaged", "data_loss"))
     assert 0 < tables["kafka_requests"].height < 9
 
 
