@@ -967,6 +967,7 @@ class WireIngest:
         for tid, name in m.topic_ids.items():
             self.topic_ids.setdefault(k.normalise_topic_id(tid), name)
         self._bundle_ids_loaded = False
+        self._metadata_seen: set[int] = set()
         self.conns: dict[tuple, tuple[Conn, int]] = {}
         self.req_rows: list[tuple] = []
         self.part_rows: list[tuple] = []
@@ -1347,7 +1348,7 @@ class WireIngest:
         try:
             if h.api_key == k.PRODUCE and req["produce"] is not None:
                 resp["parts"] = k.read_produce_response(frame, h.api_version)
-            elif h.api_key == k.METADATA and h.api_version >= 10:  # topic ids from v10
+            elif h.api_key == k.METADATA and h.api_version >= 10 and self._new_metadata(frame):  # ids from v10
                 for name, tid in k.read_metadata_response(frame, h.api_version):
                     if tid and name and tid != "AAAAAAAAAAAAAAAAAAAAAA":
                         self.topic_ids[tid] = name
@@ -1367,6 +1368,16 @@ class WireIngest:
                 unit="packet",
             )
         self.emit(conn, req, resp)
+
+    def _new_metadata(self, frame: bytes) -> bool:
+        """Clients ask the same broker for the same metadata over and over: read each
+        distinct response body once."""
+        digest = hash(frame[4:])
+        if digest in self._metadata_seen:
+            return False
+        if len(self._metadata_seen) < 100_000:
+            self._metadata_seen.add(digest)
+        return True
 
     def _topic_name(self, tid: str) -> str | None:
         name = self.topic_ids.get(tid)
