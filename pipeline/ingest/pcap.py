@@ -406,9 +406,11 @@ def _decode(lt: int, buf: bytes, s: int, caplen: int):
                 pkt = dpkt.ip6.IP6(bytes(buf[ip:end]))
             except (dpkt.UnpackError, IndexError, struct.error):
                 return "truncated_ip"
-            if pkt.p != 6 or 44 in pkt.extension_hdrs and pkt.extension_hdrs[44] is not None:
-                return "ip_fragment" if pkt.p == 6 or 44 in pkt.extension_hdrs else None
-            t = end - len(bytes(pkt.data)) if isinstance(pkt.data, bytes) else end - len(bytes(pkt.data))
+            if 44 in pkt.extension_hdrs:
+                return "ip_fragment"
+            if pkt.p != 6:
+                return None
+            t += sum(ext.length for ext in pkt.all_extension_headers)
     if end - t < 20:
         return "truncated_tcp"
     sport, dport, seq, ack, off, flags = _TCP.unpack_from(buf, t)

@@ -44,6 +44,7 @@ LOSSY = [
     ("sll_ipv6.pcap", (29186,)),  # IPv6 over Linux cooked v1; the capture lost two requests
     ("two_interfaces.pcapng", (29184, 29185)),  # sll2_ns.pcap merged with kcat.pcap
     ("kcat_snaplen.pcap", (29184,)),  # segments cut at 250 bytes
+    ("sll_ipv6_hbh.pcap", (29186,)),  # sll_ipv6.pcap with an IPv6 hop-by-hop header in every packet
 ]
 # distinct produce bodies (the other captures repeat these bytes in other containers, and
 # test_wire_ingest checks that they give identical rows); the snaplen capture has none whole

@@ -262,6 +262,10 @@ def test_ipv6_over_linux_cooked_v1_with_capture_loss():
     assert "408 bytes from [::1]:34960 missing from the capture (stream bytes 874..1282" in ctx.errors[2].message
     parts = tables["produce_partitions"]
     assert parts.height == 4 and set(parts["compression"]) == {"gzip"} and (parts["error_code"] == 0).all()
+    # the same packets with an IPv6 hop-by-hop options header in each
+    hbh, hctx = parsed("sll_ipv6_hbh.pcap")
+    assert hbh["kafka_requests"].equals(reqs) and hbh["produce_partitions"].equals(parts)
+    assert errors(hctx) == errors(ctx)
 
 
 def test_reused_four_tuple_starts_new_connections():
