@@ -749,11 +749,20 @@ class Conn:
                 return 1 - i
         return None
 
-    def probe(self, index: int, off: int, data: bytes | None, ts: int, pkt: int) -> None:
+    def probe(self, index: int, off: int, data: bytes | None, ts: int, pkt: int, final: bool = False) -> None:
         """Data on a connection not yet known to be Kafka: find which side sends requests."""
         self.probe_buf[index].append((off, data, ts, pkt))
         if data is not None:
             self.probe_bytes[index] += len(data)
+        n = len(self.probe_buf[index])
+        if n & (n - 1) == 0 or final:  # look again at 1, 2, 4, 8... chunks: linear work overall
+            self.identify(index)
+        if self.state == "probe" and (min(self.probe_bytes) > PROBE_LIMIT or max(self.probe_bytes) > 4 * PROBE_LIMIT):
+            self.state = "other"
+            self.probe_buf = {0: [], 1: []}
+
+    def identify(self, index: int) -> None:
+        """Decide the client side if one side's buffered bytes hold requests."""
         for i in (index, 1 - index):
             side = self.sides[i]
             chunks = self.probe_buf[i]
@@ -770,9 +779,6 @@ class Conn:
             if self._looks_like_requests(buf, from_start):
                 self.decide(i, confirmed=True)
                 return
-        if min(self.probe_bytes) > PROBE_LIMIT or max(self.probe_bytes) > 4 * PROBE_LIMIT:
-            self.state = "other"
-            self.probe_buf = {0: [], 1: []}
 
     @staticmethod
     def _looks_like_requests(buf: bytes, from_start: bool) -> bool:
@@ -938,6 +944,8 @@ class Conn:
         if self.closed:
             return
         self.closed = True
+        if self.state == "probe" and any(self.probe_buf.values()):
+            self.identify(0)  # last look at what the connection carried
         if self.state != "kafka":
             return
         for side in (self.client, self.broker):
@@ -1519,11 +1527,16 @@ class CaptureParser(Parser):
         return probe.head[:4] in PCAP_MAGICS or probe.head[:4] == PCAPNG_MAGIC
 
     def parse(self, ctx: ParseContext) -> Iterator[tuple[str, pl.DataFrame]]:
-        with ctx.open() as f:
-            try:
-                yield from WireIngest(ctx).run(f)
-            except CaptureError as exc:
-                ctx.error(0, "not_a_capture", str(exc), severity="error")
+        f = ctx.open()
+        inner = getattr(f, "fileobj", None)  # a GzipFile leaves the file it reads open
+        try:
+            yield from WireIngest(ctx).run(f)
+        except CaptureError as exc:
+            ctx.error(0, "not_a_capture", str(exc), severity="error")
+        finally:
+            f.close()
+            if inner is not None:
+                inner.close()
 
     @classmethod
     def summarise(cls, tables: dict[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:

@@ -205,6 +205,13 @@ def test_kafka_ports_filter_and_auto_detection_agree():
     assert auto.equals(given)
     other = parsed("kcat.pcap", (9092,))[0]["kafka_requests"]
     assert other.height == 0
+    # a connection already open when the capture started is identified by its requests
+    for name in ("midstream.pcap", "loss.pcap"):
+        auto, actx = parsed(name)
+        given, gctx = parsed(name, (29181,))
+        assert auto["kafka_requests"].equals(given["kafka_requests"]), name
+        assert auto["produce_partitions"].equals(given["produce_partitions"]), name
+        assert errors(actx) == errors(gctx)
 
 
 def test_detect():
