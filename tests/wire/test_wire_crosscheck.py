@@ -169,6 +169,9 @@ def test_corpus_agrees_with_tshark(path):
         for t, p in d["partitions"]
     )
     ours = sorted(tables["produce_partitions"].select("client_port", "correlation_id", "topic", "partition").rows())
+    fetch = sorted((d["sport"], d["corr"], d["replica_id"]) for d in pdus if "replica_id" in d and d["version"] <= 11)
+    reqs = tables["kafka_requests"].filter(pl.col("api_key") == 1, pl.col("api_version") <= 11)
+    assert sorted(reqs.select("client_port", "correlation_id", "replica_id").rows()) == fetch
     if path.name.endswith("_produce.pcapng"):
         # tshark marks the third Produce v2 request malformed (legacy message set misread)
         # and drops its partition; kafka-python reads all four as we do

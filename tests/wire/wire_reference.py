@@ -71,6 +71,8 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
                 )
                 if d["key"] == 0:
                     d["partitions"] = sorted(_produce_partitions(kp))
+                if d["key"] == 1 and "kafka.replica_id" in kp:
+                    d["replica_id"] = int(_one(kp["kafka.replica_id"]))
             else:
                 d.update(
                     kind="response",
