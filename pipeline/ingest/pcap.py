@@ -103,8 +103,12 @@ MAX_FRAME = 100 * 1024 * 1024  # the broker's default socket.request.max.bytes i
 MAX_PENDING = 8 * 1024 * 1024  # out-of-order bytes held per direction before declaring a gap
 PROBE_LIMIT = 256 * 1024  # bytes buffered per direction of an unidentified connection
 U32 = 0xFFFFFFFF
+MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31: a batch timestamp beyond is damage, shown as null
+MAX_TIMESTAMP_NS = MAX_TIMESTAMP_MS * 1_000_000
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+# What a body decoder may raise on damaged bytes: recorded against the frame, never fatal.
+BODY_ERRORS = (k.ProtocolError, rec.BatchError, struct.error, IndexError, ValueError, zlib.error, OverflowError)
 
 _U16 = struct.Struct(">H")
 _I32 = struct.Struct(">i")
@@ -1005,6 +1009,10 @@ class WireIngest:
         for ts, lt, buf, s, caplen, _orig in reader:
             pkt += 1
             ts += self.offset_ns
+            if not 0 <= ts <= MAX_TIMESTAMP_NS:  # a damaged record header or interface resolution
+                c, first = reasons.get("bad_timestamp", (0, pkt))
+                reasons["bad_timestamp"] = (c + 1, first)
+                continue
             if self.first_ts is None:
                 self.first_ts = ts
                 ctx.hints.setdefault("capture_date", dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date())
@@ -1083,7 +1091,7 @@ class WireIngest:
             conn.close(pkt)
         conns.clear()
         for what, (count, first) in sorted(reasons.items()):
-            sev = "error" if what.startswith("unsupported_link") else "info"
+            sev = "error" if what.startswith(("unsupported_link", "bad_timestamp")) else "info"
             ctx.error(
                 first,
                 what,
@@ -1229,7 +1237,7 @@ class WireIngest:
         elif h.api_key == k.FETCH:
             try:
                 req["replica_id"] = k.read_fetch_replica_id(frame, h)
-            except k.ProtocolError as exc:
+            except BODY_ERRORS as exc:
                 self.ctx.error(
                     first_pkt,
                     "bad_request",
@@ -1255,7 +1263,7 @@ class WireIngest:
     def _produce(self, conn: Conn, h: k.RequestHeader, frame: bytes, pkt: int):
         try:
             pr = k.read_produce_request(frame, h)
-        except k.ProtocolError as exc:
+        except BODY_ERRORS as exc:
             self.ctx.error(
                 pkt,
                 "bad_request",
@@ -1349,6 +1357,9 @@ class WireIngest:
         except rec.BatchError as exc:
             valid = False
             self.ctx.error(pkt, "bad_batch", f"{where}: byte {exc.position}: {exc}", unit="packet")
+        except BODY_ERRORS as exc:  # a decoder tripping on damaged bytes: still one bad batch
+            valid = False
+            self.ctx.error(pkt, "bad_batch", f"{where}: {type(exc).__name__}: {exc}", unit="packet")
         out["crc_valid"] = valid
         return out
 
@@ -1369,7 +1380,7 @@ class WireIngest:
                     err, versions = k.read_api_versions_response(frame, h.api_version)
                     if not err:
                         known[broker] = versions
-        except k.ProtocolError as exc:
+        except BODY_ERRORS as exc:
             self.ctx.error(
                 end_pkt,
                 "bad_response",
@@ -1473,7 +1484,7 @@ class WireIngest:
                     p["batch_crc"],
                     p["crc_valid"],
                     p["compression"],
-                    fts * 1000 if fts is not None and fts >= 0 else None,
+                    fts * 1000 if fts is not None and 0 <= fts <= MAX_TIMESTAMP_MS else None,
                     p["message_ids"],
                     a.error_code if a else None,
                     a.base_offset if a else None,
