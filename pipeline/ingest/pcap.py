@@ -1507,7 +1507,8 @@ def _frame(table, rows: list[tuple]) -> pl.DataFrame:
     schema = {}
     for name, dtype in table.parser_columns.items():
         schema[name] = pl.Int64 if dtype == TIMESTAMP else dtype
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    frame = pl.DataFrame({n: pl.Series(n, c, dtype=t) for (n, t), c in zip(schema.items(), columns, strict=True)})
     return frame.with_columns([pl.col(n).cast(TIMESTAMP) for n, t in table.parser_columns.items() if t == TIMESTAMP])
 
 
