@@ -495,11 +495,35 @@ class Framer:
         if not self.buf:
             if off == 0 and not self.ever_synced and self.side.syn_seq is not None:
                 self.synced = self.ever_synced = self.from_syn = True  # the stream's very first byte
+            if self.synced and self.skipping is None:
+                # fast path: whole frames in this chunk are cut straight from it
+                p = self._direct(off, data, ts, pkt)
+                if p == len(data):
+                    return
+                data, off = data[p:], off + p
             self.base = off
             self.marks.clear()
         self.marks.append((off, ts, pkt))
         self.buf += data
         self._run(False)
+
+    def _direct(self, off: int, data: bytes, ts: int, pkt: int) -> int:
+        """Frames wholly inside one chunk (first and last byte in the same packet); returns
+        where the first frame that needs the general path starts."""
+        p, n = 0, len(data)
+        conn = self.conn
+        while n - p >= 8:
+            size = _I32.unpack_from(data, p)[0]
+            if size < 4 or size > n - p - 4 or conn.state != "kafka":
+                break  # incomplete (or implausible: the general path reports it)
+            if self.is_request and not self.trusted and not k.plausible_request_start(data, p + 4):
+                break
+            if not conn.on_frame(self, data[p + 4 : p + 4 + size], off + p, ts, pkt, ts, pkt):
+                self.synced = self.from_syn = False
+                self.resynced = True
+                return p + 1
+            p += 4 + size
+        return p
 
     def gap(self, start: int, end: int, pkt: int) -> None:
         """Bytes [start, end) of the stream were never seen."""
