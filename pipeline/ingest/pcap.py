@@ -27,6 +27,7 @@ from typing import Any
 import click
 import dpkt
 import polars as pl
+import pyarrow as pa
 
 from pipeline.ingest import kafka as k
 from pipeline.ingest import records as rec
@@ -1532,7 +1533,13 @@ def _frame(table, rows: list[tuple]) -> pl.DataFrame:
     for name, dtype in table.parser_columns.items():
         schema[name] = pl.Int64 if dtype == TIMESTAMP else dtype
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
-    frame = pl.DataFrame({n: pl.Series(n, c, dtype=t) for (n, t), c in zip(schema.items(), columns, strict=True)})
+    series = []
+    for (n, t), c in zip(schema.items(), columns, strict=True):
+        if t == STR_LIST:  # through Arrow: polars builds nested lists from Python one by one
+            series.append(pl.Series(n, pa.array(c, type=pa.list_(pa.string()))).cast(t))
+        else:
+            series.append(pl.Series(n, c, dtype=t))
+    frame = pl.DataFrame(series)
     return frame.with_columns([pl.col(n).cast(TIMESTAMP) for n, t in table.parser_columns.items() if t == TIMESTAMP])
 
 
