@@ -839,6 +839,20 @@ class Conn:
         return False
 
     # events from the framers -----------------------------------------------------------------
+    def encrypted(self, pkt: int) -> None:
+        """A TLS connection (SSL or SASL_SSL listener): nothing to read without the keys."""
+        if self.state == "kafka" and self.confirmed:
+            a, b = self.broker, self.client
+            self.ingest.ctx.error(
+                pkt,
+                "encrypted",
+                f"{_endpoint(b.addr, b.port)}>{_endpoint(a.addr, a.port)}: TLS connection skipped",
+                unit="packet",
+                severity="info",
+            )
+        self.state = "other"
+        self.outstanding.clear()
+
     def not_kafka(self) -> bool:
         """An unconfirmed connection whose request stream does not parse is some other protocol."""
         if self.confirmed:
@@ -1171,6 +1185,9 @@ class WireIngest:
     def _deliver(self, conn: Conn, i: int, me: Side, off: int, data: bytes, missing: int, ts: int, pkt: int) -> None:
         if data:
             me.next = off + len(data)
+            if off == 0 and me.syn_seq is not None and data[:2] == b"\x16\x03" and len(data) > 5:
+                conn.encrypted(pkt)  # a TLS handshake record opens the stream
+                return
             if conn.state == "kafka":
                 me.framer.feed(off, data, ts, pkt)
             elif conn.state == "probe":

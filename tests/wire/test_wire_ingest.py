@@ -295,3 +295,13 @@ def test_snaplen_cut_frames_keep_their_requests():
     assert tables["produce_partitions"].height == 0  # produce bodies were cut
     assert errors(ctx) == [("tcp_gap", "data_loss"), ("lost_frame", "data_loss")] * 6
     assert "387 bytes from 127.0.0.1:60266 cut by the snapshot length" in ctx.errors[2].message
+
+
+def test_tls_connections_are_skipped_with_a_note():
+    """librdkafka over SSL (security.protocol=SSL) to a TLS server on a Kafka port."""
+    tables, ctx = parsed("tls.pcap", (29187,))
+    assert tables["kafka_requests"].height == 0
+    assert errors(ctx) == [("encrypted", "info"), ("encrypted", "info")]
+    assert ctx.errors[0].message.endswith(">127.0.0.1:29187: TLS connection skipped")
+    auto, actx = parsed("tls.pcap")  # without the port it is simply not Kafka
+    assert auto["kafka_requests"].height == 0 and errors(actx) == []
