@@ -1703,7 +1703,7 @@ def dump_pcap(file: Path, produce: bool, all_ids: bool, ports: tuple[int, ...], 
         parts = tables["produce_partitions"].sort("arrival_at", "conn_id", "correlation_id", "topic", "partition")
         for r in parts.iter_rows(named=True):
             ids = r["message_ids"] or ["-"]
-            topic = r["topic"] or r["topic_id"]
+            topic = r["topic"] or r["topic_id"] or "-"
             for mid in ids if all_ids else ids[:1]:
                 click.echo(
                     f"{hms(r['arrival_at'])}  {hms(r['end_at'])}  {ms(r['latency_ms'])}  {mid:<14} {topic}  {r['partition']}"
