@@ -62,6 +62,8 @@ KAFKA_REQUESTS = declare(
     ("complete", BOOL, "Both request and response seen."),
     ("replica_id", I32, "Fetch only: the fetching broker's id (>= 0: a follower replica), -1 for a consumer."),
     ("response_position", I64, "Packet number of the response's last packet."),
+    ("arrival_ns", I64, "arrival_at on the capture's own clock: ns since the epoch, before any clock offset."),
+    ("end_ns", I64, "end_at on the capture's own clock: ns since the epoch, before any clock offset."),
 )
 
 PRODUCE_PARTITIONS = declare(
@@ -96,6 +98,8 @@ PRODUCE_PARTITIONS = declare(
     ("arrival_at", TIMESTAMP, "Request arrival (last request byte)."),
     ("end_at", TIMESTAMP, "Response end (last response byte)."),
     ("latency_ms", F64, "end_at - arrival_at in milliseconds."),
+    ("arrival_ns", I64, "arrival_at on the capture's own clock: ns since the epoch, before any clock offset."),
+    ("end_ns", I64, "end_at on the capture's own clock: ns since the epoch, before any clock offset."),
 )
 
 CHUNK_ROWS = 50_000
@@ -1463,6 +1467,8 @@ class WireIngest:
         c, b = conn.client, conn.broker
         arrival = req["arrival_ts"]
         latency = (resp["end_ts"] - arrival) / 1e6 if resp else None
+        arrival_ns = arrival - self.offset_ns
+        end_ns = resp["end_ts"] - self.offset_ns if resp else None
         self.req_rows.append(
             (
                 req["pkt"],
@@ -1486,6 +1492,8 @@ class WireIngest:
                 resp is not None,
                 req["replica_id"],
                 resp["pkt"] if resp else None,
+                arrival_ns,
+                end_ns,
             )
         )
         produce = req["produce"]
@@ -1533,6 +1541,8 @@ class WireIngest:
                     arrival // 1000,
                     resp["end_ts"] // 1000 if resp else None,
                     latency,
+                    arrival_ns,
+                    end_ns,
                 )
             )
 

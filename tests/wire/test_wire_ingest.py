@@ -305,3 +305,14 @@ def test_tls_connections_are_skipped_with_a_note():
     assert ctx.errors[0].message.endswith(">127.0.0.1:29187: TLS connection skipped")
     auto, actx = parsed("tls.pcap")  # without the port it is simply not Kafka
     assert auto["kafka_requests"].height == 0 and errors(actx) == []
+
+
+def test_clock_offset_shifts_instants_and_keeps_the_capture_clock():
+    path = FIXTURES / "sll2_ns.pcap"
+    ctx = ParseContext(path, path.name, "t", manifest=Manifest(clock_offsets_ms={"capture": 1500.0}))
+    shifted = read_capture(path, ctx)["kafka_requests"].sort("position")
+    plain = parsed("sll2_ns.pcap")[0]["kafka_requests"].sort("position")
+    assert (shifted["arrival_at"] - plain["arrival_at"]).unique().to_list() == [dt.timedelta(milliseconds=1500)]
+    assert shifted["arrival_ns"].equals(plain["arrival_ns"]) and shifted["latency_ms"].equals(plain["latency_ms"])
+    # the capture's nanoseconds are kept whole (tshark: frame 4 at 1795653318.966229839)
+    assert plain.row(0, named=True)["arrival_ns"] == 1795653318966229839
