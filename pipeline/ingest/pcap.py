@@ -385,7 +385,10 @@ def _ip_offset(lt: int, buf: bytes, s: int, end: int) -> tuple[int, int]:
 def _decode(lt: int, buf: bytes, s: int, caplen: int):
     """Decode to TCP: (src, dst, sport, dport, seq, ack, flags, payload, missing) or a reason string."""
     end = s + caplen
-    ip, ver = _ip_offset(lt, buf, s, end)
+    if lt == 1 and caplen >= 34 and buf[s + 12] == 8 and buf[s + 13] == 0:  # IPv4 over Ethernet
+        ip, ver = s + 14, 4
+    else:
+        ip, ver = _ip_offset(lt, buf, s, end)
     if ip < 0:
         return "unsupported_link" if ip == -2 else None
     if ver == 4:
@@ -1030,7 +1033,6 @@ class WireIngest:
         self.part_rows: list[tuple] = []
         self.stats = {
             "packets": 0,
-            "tcp": 0,
             "retransmitted_segments": 0,
             "retransmitted_bytes": 0,
             "out_of_order_segments": 0,
@@ -1068,7 +1070,6 @@ class WireIngest:
                 c, first = reasons.get(r, (0, pkt))
                 reasons[r] = (c + 1, first)
                 continue
-            self.stats["tcp"] += 1
             src, dst, sport, dport, seq, ack, flags, payload, missing = r
             if ports and sport not in ports and dport not in ports:
                 continue
