@@ -109,7 +109,7 @@ def test_acks_zero_requests_are_kept_incomplete():
 def test_same_capture_in_other_containers_gives_the_same_rows():
     """Big-endian ns pcap, gzip, pcapng with two interfaces (SLL2 ns + Ethernet µs)."""
     kcat = parsed("kcat.pcap")[0]
-    for variant in ("kcat_be_ns.pcap", "kcat_vlan.pcap", "kcat_null.pcap", "kcat_raw.pcap"):
+    for variant in ("kcat_be_ns.pcap", "kcat_vlan.pcap", "kcat_null.pcap", "kcat_raw.pcap", "kcat_wrap.pcap"):
         other = parsed(variant)[0]
         for t in ("kafka_requests", "produce_partitions"):
             assert other[t].equals(kcat[t]), variant
