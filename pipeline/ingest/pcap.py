@@ -109,7 +109,7 @@ MAX_PENDING = 8 * 1024 * 1024  # out-of-order bytes held per direction before de
 PROBE_LIMIT = 256 * 1024  # bytes buffered per direction of an unidentified connection
 U32 = 0xFFFFFFFF
 MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31: a batch timestamp beyond is damage, shown as null
-MAX_TIMESTAMP_NS = MAX_TIMESTAMP_MS * 1_000_000
+MAX_TIMESTAMP_NS = 1 << 62  # year 2116: capture instants must fit nanoseconds in 64 bits
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 # What a body decoder may raise on damaged bytes: recorded against the frame, never fatal.
