@@ -208,6 +208,12 @@ class Cursor:
         return bytes(self.buf[p : p + 16])
 
     def uvarint(self) -> int:
+        p = self.pos
+        if p < self.end:
+            b = self.buf[p]
+            if b < 0x80:  # one byte: the common case (lengths, empty tagged fields)
+                self.pos = p + 1
+                return b
         result = shift = 0
         while True:
             p = self._need(1)
@@ -265,6 +271,10 @@ class Cursor:
         return out
 
     def skip_tagged(self) -> None:
+        p = self.pos
+        if p < self.end and self.buf[p] == 0:  # no tagged fields
+            self.pos = p + 1
+            return
         for _ in range(self.uvarint()):
             self.uvarint()
             self.skip(self.uvarint())

@@ -27,6 +27,7 @@ from typing import Any
 import click
 import dpkt
 import polars as pl
+import pyarrow as pa
 
 from pipeline.ingest import kafka as k
 from pipeline.ingest import records as rec
@@ -61,6 +62,8 @@ KAFKA_REQUESTS = declare(
     ("complete", BOOL, "Both request and response seen."),
     ("replica_id", I32, "Fetch only: the fetching broker's id (>= 0: a follower replica), -1 for a consumer."),
     ("response_position", I64, "Packet number of the response's last packet."),
+    ("arrival_ns", I64, "arrival_at on the capture's own clock: ns since the epoch, before any clock offset."),
+    ("end_ns", I64, "end_at on the capture's own clock: ns since the epoch, before any clock offset."),
 )
 
 PRODUCE_PARTITIONS = declare(
@@ -95,6 +98,8 @@ PRODUCE_PARTITIONS = declare(
     ("arrival_at", TIMESTAMP, "Request arrival (last request byte)."),
     ("end_at", TIMESTAMP, "Response end (last response byte)."),
     ("latency_ms", F64, "end_at - arrival_at in milliseconds."),
+    ("arrival_ns", I64, "arrival_at on the capture's own clock: ns since the epoch, before any clock offset."),
+    ("end_ns", I64, "end_at on the capture's own clock: ns since the epoch, before any clock offset."),
 )
 
 CHUNK_ROWS = 50_000
@@ -103,8 +108,12 @@ MAX_FRAME = 100 * 1024 * 1024  # the broker's default socket.request.max.bytes i
 MAX_PENDING = 8 * 1024 * 1024  # out-of-order bytes held per direction before declaring a gap
 PROBE_LIMIT = 256 * 1024  # bytes buffered per direction of an unidentified connection
 U32 = 0xFFFFFFFF
+MAX_TIMESTAMP_MS = 253402300799999  # 9999-12-31: a batch timestamp beyond is damage, shown as null
+MAX_TIMESTAMP_NS = 1 << 62  # year 2116: capture instants must fit nanoseconds in 64 bits
 
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+# What a body decoder may raise on damaged bytes: recorded against the frame, never fatal.
+BODY_ERRORS = (k.ProtocolError, rec.BatchError, struct.error, IndexError, ValueError, zlib.error, OverflowError)
 
 _U16 = struct.Struct(">H")
 _I32 = struct.Struct(">i")
@@ -376,7 +385,10 @@ def _ip_offset(lt: int, buf: bytes, s: int, end: int) -> tuple[int, int]:
 def _decode(lt: int, buf: bytes, s: int, caplen: int):
     """Decode to TCP: (src, dst, sport, dport, seq, ack, flags, payload, missing) or a reason string."""
     end = s + caplen
-    ip, ver = _ip_offset(lt, buf, s, end)
+    if lt == 1 and caplen >= 34 and buf[s + 12] == 8 and buf[s + 13] == 0:  # IPv4 over Ethernet
+        ip, ver = s + 14, 4
+    else:
+        ip, ver = _ip_offset(lt, buf, s, end)
     if ip < 0:
         return "unsupported_link" if ip == -2 else None
     if ver == 4:
@@ -406,9 +418,11 @@ def _decode(lt: int, buf: bytes, s: int, caplen: int):
                 pkt = dpkt.ip6.IP6(bytes(buf[ip:end]))
             except (dpkt.UnpackError, IndexError, struct.error):
                 return "truncated_ip"
-            if pkt.p != 6 or 44 in pkt.extension_hdrs and pkt.extension_hdrs[44] is not None:
-                return "ip_fragment" if pkt.p == 6 or 44 in pkt.extension_hdrs else None
-            t = end - len(bytes(pkt.data)) if isinstance(pkt.data, bytes) else end - len(bytes(pkt.data))
+            if 44 in pkt.extension_hdrs:
+                return "ip_fragment"
+            if pkt.p != 6:
+                return None
+            t += sum(ext.length for ext in pkt.all_extension_headers)
     if end - t < 20:
         return "truncated_tcp"
     sport, dport, seq, ack, off, flags = _TCP.unpack_from(buf, t)
@@ -489,11 +503,35 @@ class Framer:
         if not self.buf:
             if off == 0 and not self.ever_synced and self.side.syn_seq is not None:
                 self.synced = self.ever_synced = self.from_syn = True  # the stream's very first byte
+            if self.synced and self.skipping is None:
+                # fast path: whole frames in this chunk are cut straight from it
+                p = self._direct(off, data, ts, pkt)
+                if p == len(data):
+                    return
+                data, off = data[p:], off + p
             self.base = off
             self.marks.clear()
         self.marks.append((off, ts, pkt))
         self.buf += data
         self._run(False)
+
+    def _direct(self, off: int, data: bytes, ts: int, pkt: int) -> int:
+        """Frames wholly inside one chunk (first and last byte in the same packet); returns
+        where the first frame that needs the general path starts."""
+        p, n = 0, len(data)
+        conn = self.conn
+        while n - p >= 8:
+            size = _I32.unpack_from(data, p)[0]
+            if size < 4 or size > n - p - 4 or conn.state != "kafka":
+                break  # incomplete (or implausible: the general path reports it)
+            if self.is_request and not self.trusted and not k.plausible_request_start(data, p + 4):
+                break
+            if not conn.on_frame(self, data[p + 4 : p + 4 + size], off + p, ts, pkt, ts, pkt):
+                self.synced = self.from_syn = False
+                self.resynced = True
+                return p + 1
+            p += 4 + size
+        return p
 
     def gap(self, start: int, end: int, pkt: int) -> None:
         """Bytes [start, end) of the stream were never seen."""
@@ -747,11 +785,20 @@ class Conn:
                 return 1 - i
         return None
 
-    def probe(self, index: int, off: int, data: bytes | None, ts: int, pkt: int) -> None:
+    def probe(self, index: int, off: int, data: bytes | None, ts: int, pkt: int, final: bool = False) -> None:
         """Data on a connection not yet known to be Kafka: find which side sends requests."""
         self.probe_buf[index].append((off, data, ts, pkt))
         if data is not None:
             self.probe_bytes[index] += len(data)
+        n = len(self.probe_buf[index])
+        if n & (n - 1) == 0 or final:  # look again at 1, 2, 4, 8... chunks: linear work overall
+            self.identify(index)
+        if self.state == "probe" and (min(self.probe_bytes) > PROBE_LIMIT or max(self.probe_bytes) > 4 * PROBE_LIMIT):
+            self.state = "other"
+            self.probe_buf = {0: [], 1: []}
+
+    def identify(self, index: int) -> None:
+        """Decide the client side if one side's buffered bytes hold requests."""
         for i in (index, 1 - index):
             side = self.sides[i]
             chunks = self.probe_buf[i]
@@ -768,9 +815,6 @@ class Conn:
             if self._looks_like_requests(buf, from_start):
                 self.decide(i, confirmed=True)
                 return
-        if min(self.probe_bytes) > PROBE_LIMIT or max(self.probe_bytes) > 4 * PROBE_LIMIT:
-            self.state = "other"
-            self.probe_buf = {0: [], 1: []}
 
     @staticmethod
     def _looks_like_requests(buf: bytes, from_start: bool) -> bool:
@@ -802,6 +846,20 @@ class Conn:
         return False
 
     # events from the framers -----------------------------------------------------------------
+    def encrypted(self, pkt: int) -> None:
+        """A TLS connection (SSL or SASL_SSL listener): nothing to read without the keys."""
+        if self.state == "kafka" and self.confirmed:
+            a, b = self.broker, self.client
+            self.ingest.ctx.error(
+                pkt,
+                "encrypted",
+                f"{_endpoint(b.addr, b.port)}>{_endpoint(a.addr, a.port)}: TLS connection skipped",
+                unit="packet",
+                severity="info",
+            )
+        self.state = "other"
+        self.outstanding.clear()
+
     def not_kafka(self) -> bool:
         """An unconfirmed connection whose request stream does not parse is some other protocol."""
         if self.confirmed:
@@ -936,6 +994,8 @@ class Conn:
         if self.closed:
             return
         self.closed = True
+        if self.state == "probe" and any(self.probe_buf.values()):
+            self.identify(0)  # last look at what the connection carried
         if self.state != "kafka":
             return
         for side in (self.client, self.broker):
@@ -967,12 +1027,12 @@ class WireIngest:
         for tid, name in m.topic_ids.items():
             self.topic_ids.setdefault(k.normalise_topic_id(tid), name)
         self._bundle_ids_loaded = False
+        self._metadata_seen: set[int] = set()
         self.conns: dict[tuple, tuple[Conn, int]] = {}
         self.req_rows: list[tuple] = []
         self.part_rows: list[tuple] = []
         self.stats = {
             "packets": 0,
-            "tcp": 0,
             "retransmitted_segments": 0,
             "retransmitted_bytes": 0,
             "out_of_order_segments": 0,
@@ -994,6 +1054,10 @@ class WireIngest:
         for ts, lt, buf, s, caplen, _orig in reader:
             pkt += 1
             ts += self.offset_ns
+            if not 0 <= ts <= MAX_TIMESTAMP_NS:  # a damaged record header or interface resolution
+                c, first = reasons.get("bad_timestamp", (0, pkt))
+                reasons["bad_timestamp"] = (c + 1, first)
+                continue
             if self.first_ts is None:
                 self.first_ts = ts
                 ctx.hints.setdefault("capture_date", dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date())
@@ -1006,7 +1070,6 @@ class WireIngest:
                 c, first = reasons.get(r, (0, pkt))
                 reasons[r] = (c + 1, first)
                 continue
-            self.stats["tcp"] += 1
             src, dst, sport, dport, seq, ack, flags, payload, missing = r
             if ports and sport not in ports and dport not in ports:
                 continue
@@ -1072,7 +1135,7 @@ class WireIngest:
             conn.close(pkt)
         conns.clear()
         for what, (count, first) in sorted(reasons.items()):
-            sev = "error" if what.startswith("unsupported_link") else "info"
+            sev = "error" if what.startswith(("unsupported_link", "bad_timestamp")) else "info"
             ctx.error(
                 first,
                 what,
@@ -1127,6 +1190,9 @@ class WireIngest:
     def _deliver(self, conn: Conn, i: int, me: Side, off: int, data: bytes, missing: int, ts: int, pkt: int) -> None:
         if data:
             me.next = off + len(data)
+            if off == 0 and me.syn_seq is not None and data[:2] == b"\x16\x03" and len(data) > 5:
+                conn.encrypted(pkt)  # a TLS handshake record opens the stream
+                return
             if conn.state == "kafka":
                 me.framer.feed(off, data, ts, pkt)
             elif conn.state == "probe":
@@ -1218,7 +1284,7 @@ class WireIngest:
         elif h.api_key == k.FETCH:
             try:
                 req["replica_id"] = k.read_fetch_replica_id(frame, h)
-            except k.ProtocolError as exc:
+            except BODY_ERRORS as exc:
                 self.ctx.error(
                     first_pkt,
                     "bad_request",
@@ -1244,7 +1310,7 @@ class WireIngest:
     def _produce(self, conn: Conn, h: k.RequestHeader, frame: bytes, pkt: int):
         try:
             pr = k.read_produce_request(frame, h)
-        except k.ProtocolError as exc:
+        except BODY_ERRORS as exc:
             self.ctx.error(
                 pkt,
                 "bad_request",
@@ -1338,6 +1404,9 @@ class WireIngest:
         except rec.BatchError as exc:
             valid = False
             self.ctx.error(pkt, "bad_batch", f"{where}: byte {exc.position}: {exc}", unit="packet")
+        except BODY_ERRORS as exc:  # a decoder tripping on damaged bytes: still one bad batch
+            valid = False
+            self.ctx.error(pkt, "bad_batch", f"{where}: {type(exc).__name__}: {exc}", unit="packet")
         out["crc_valid"] = valid
         return out
 
@@ -1347,7 +1416,7 @@ class WireIngest:
         try:
             if h.api_key == k.PRODUCE and req["produce"] is not None:
                 resp["parts"] = k.read_produce_response(frame, h.api_version)
-            elif h.api_key == k.METADATA and h.api_version >= 10:  # topic ids from v10
+            elif h.api_key == k.METADATA and h.api_version >= 10 and self._new_metadata(frame):  # ids from v10
                 for name, tid in k.read_metadata_response(frame, h.api_version):
                     if tid and name and tid != "AAAAAAAAAAAAAAAAAAAAAA":
                         self.topic_ids[tid] = name
@@ -1358,7 +1427,7 @@ class WireIngest:
                     err, versions = k.read_api_versions_response(frame, h.api_version)
                     if not err:
                         known[broker] = versions
-        except k.ProtocolError as exc:
+        except BODY_ERRORS as exc:
             self.ctx.error(
                 end_pkt,
                 "bad_response",
@@ -1367,6 +1436,16 @@ class WireIngest:
                 unit="packet",
             )
         self.emit(conn, req, resp)
+
+    def _new_metadata(self, frame: bytes) -> bool:
+        """Clients ask the same broker for the same metadata over and over: read each
+        distinct response body once."""
+        digest = hash(frame[4:])
+        if digest in self._metadata_seen:
+            return False
+        if len(self._metadata_seen) < 100_000:
+            self._metadata_seen.add(digest)
+        return True
 
     def _topic_name(self, tid: str) -> str | None:
         name = self.topic_ids.get(tid)
@@ -1389,6 +1468,8 @@ class WireIngest:
         c, b = conn.client, conn.broker
         arrival = req["arrival_ts"]
         latency = (resp["end_ts"] - arrival) / 1e6 if resp else None
+        arrival_ns = arrival - self.offset_ns
+        end_ns = resp["end_ts"] - self.offset_ns if resp else None
         self.req_rows.append(
             (
                 req["pkt"],
@@ -1412,6 +1493,8 @@ class WireIngest:
                 resp is not None,
                 req["replica_id"],
                 resp["pkt"] if resp else None,
+                arrival_ns,
+                end_ns,
             )
         )
         produce = req["produce"]
@@ -1452,13 +1535,15 @@ class WireIngest:
                     p["batch_crc"],
                     p["crc_valid"],
                     p["compression"],
-                    fts * 1000 if fts is not None and fts >= 0 else None,
+                    fts * 1000 if fts is not None and 0 <= fts <= MAX_TIMESTAMP_MS else None,
                     p["message_ids"],
                     a.error_code if a else None,
                     a.base_offset if a else None,
                     arrival // 1000,
                     resp["end_ts"] // 1000 if resp else None,
                     latency,
+                    arrival_ns,
+                    end_ns,
                 )
             )
 
@@ -1475,7 +1560,14 @@ def _frame(table, rows: list[tuple]) -> pl.DataFrame:
     schema = {}
     for name, dtype in table.parser_columns.items():
         schema[name] = pl.Int64 if dtype == TIMESTAMP else dtype
-    frame = pl.DataFrame(rows, schema=schema, orient="row")
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    series = []
+    for (n, t), c in zip(schema.items(), columns, strict=True):
+        if t == STR_LIST:  # through Arrow: polars builds nested lists from Python one by one
+            series.append(pl.Series(n, pa.array(c, type=pa.list_(pa.string()))).cast(t))
+        else:
+            series.append(pl.Series(n, c, dtype=t))
+    frame = pl.DataFrame(series)
     return frame.with_columns([pl.col(n).cast(TIMESTAMP) for n, t in table.parser_columns.items() if t == TIMESTAMP])
 
 
@@ -1506,11 +1598,16 @@ class CaptureParser(Parser):
         return probe.head[:4] in PCAP_MAGICS or probe.head[:4] == PCAPNG_MAGIC
 
     def parse(self, ctx: ParseContext) -> Iterator[tuple[str, pl.DataFrame]]:
-        with ctx.open() as f:
-            try:
-                yield from WireIngest(ctx).run(f)
-            except CaptureError as exc:
-                ctx.error(0, "not_a_capture", str(exc), severity="error")
+        f = ctx.open()
+        inner = getattr(f, "fileobj", None)  # a GzipFile leaves the file it reads open
+        try:
+            yield from WireIngest(ctx).run(f)
+        except CaptureError as exc:
+            ctx.error(0, "not_a_capture", str(exc), severity="error")
+        finally:
+            f.close()
+            if inner is not None:
+                inner.close()
 
     @classmethod
     def summarise(cls, tables: dict[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:
@@ -1617,7 +1714,7 @@ def dump_pcap(file: Path, produce: bool, all_ids: bool, ports: tuple[int, ...], 
         parts = tables["produce_partitions"].sort("arrival_at", "conn_id", "correlation_id", "topic", "partition")
         for r in parts.iter_rows(named=True):
             ids = r["message_ids"] or ["-"]
-            topic = r["topic"] or r["topic_id"]
+            topic = r["topic"] or r["topic_id"] or "-"
             for mid in ids if all_ids else ids[:1]:
                 click.echo(
                     f"{hms(r['arrival_at'])}  {hms(r['end_at'])}  {ms(r['latency_ms'])}  {mid:<14} {topic}  {r['partition']}"

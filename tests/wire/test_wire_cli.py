@@ -97,3 +97,29 @@ def test_live_capture_of_a_real_client_agrees_with_tshark(tmp_path):
     parts = tables["produce_partitions"]
     assert parts.height == 12 and parts["records"].sum() == 12
     assert sorted(parts["compression"].unique()) == ["gzip", "zstd"]
+
+
+def test_ingest_a_bundle_into_duckdb(tmp_path):
+    bundle = tmp_path / "bundle"
+    (bundle / "captures").mkdir(parents=True)
+    for name in ("kcat.pcap", "loss.pcap"):
+        (bundle / "captures" / name).write_bytes((FIXTURES / name).read_bytes())
+    (bundle / "bundle.toml").write_text("kafka_ports = [29181, 29184]\n")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(cli, ["-q", "ingest", str(bundle), "-o", str(out)])
+    assert res.exit_code == 1, res.output  # loss.pcap is partial
+    import duckdb
+
+    con = duckdb.connect(str(out / "incident.duckdb"), read_only=True)
+    try:
+        status = con.sql("select path, status, rows, bytes_skipped from artifacts where kind = 'pcap' order by path")
+        assert status.fetchall() == [("captures/kcat.pcap", "ok", 12, 0), ("captures/loss.pcap", "partial", 79, 1273)]
+        lost = con.sql("select count(*) from ingest_errors where severity = 'data_loss'").fetchall()
+        assert lost == [(3,)]
+        seed = con.sql(
+            "select strftime(arrival_at, '%H:%M:%S.%g'), round(latency_ms, 3), message_ids[1], topic, partition "
+            "from produce_partitions where client_port = 60266"
+        ).fetchall()
+        assert seed == [("00:35:17.247", 0.287, "kcat-snappy", "orders", 0)]
+    finally:
+        con.close()

@@ -48,6 +48,8 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
     for pkt in json.loads(out or b"[]"):
         layers = pkt["_source"]["layers"]
         frame = int(_one(layers["frame"]["frame.number"]))
+        sec, _, frac = _one(layers["frame"]["frame.time_epoch"]).partition(".")
+        time_us = int(sec) * 1_000_000 + int((frac + "000000")[:6])
         tcp = layers["tcp"]
         ip = layers.get("ip") or layers.get("ipv6")
         src = _one(ip.get("ip.src") or ip.get("ipv6.src"))
@@ -56,6 +58,7 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
         for kp in kafkas:
             d = {
                 "frame": frame,
+                "time_us": time_us,
                 "src": src,
                 "dst": dst,
                 "sport": int(_one(tcp["tcp.srcport"])),
@@ -71,6 +74,8 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
                 )
                 if d["key"] == 0:
                     d["partitions"] = sorted(_produce_partitions(kp))
+                if d["key"] == 1 and "kafka.replica_id" in kp:
+                    d["replica_id"] = int(_one(kp["kafka.replica_id"]))
             else:
                 d.update(
                     kind="response",
@@ -102,6 +107,7 @@ def tshark_pdus(path: Path, ports=()) -> list[dict]:
                     break
         if req is not None:
             req["response_frame"] = d["frame"]
+            req["response_time_us"] = d["time_us"]
     return pdus
 
 
