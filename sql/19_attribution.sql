@@ -209,9 +209,10 @@ SELECT
         END
         || CASE
             WHEN a.cause = 'slow_write' AND a.root_cause = 'journal_commit' THEN printf(' under a %.1f ms journal commit', a.commit_latency_ms)
-            WHEN a.cause = 'slow_write' THEN ' (no journal commit under it)'
+            WHEN a.cause = 'slow_write' THEN CASE WHEN list_contains(a.missing, 'journal_commits') THEN '' ELSE ' (no journal commit under it)' END
             WHEN a.root_cause = 'journal_commit' THEN printf(' <- TID %d''s %.1f ms write under a %.1f ms journal commit', a.culprit_tid, a.culprit_write_ms, a.commit_latency_ms)
-            WHEN a.root_cause = 'slow_write' THEN printf(' <- TID %d''s %.1f ms write (no journal commit under it)', a.culprit_tid, a.culprit_write_ms)
+            WHEN a.root_cause = 'slow_write' THEN printf(' <- TID %d''s %.1f ms write', a.culprit_tid, a.culprit_write_ms)
+                || CASE WHEN list_contains(a.missing, 'journal_commits') THEN '' ELSE ' (no journal commit under it)' END
             ELSE ''
         END
         || CASE WHEN len(a.missing) > 0 THEN ' [missing: ' || array_to_string(a.missing, ', ') || ']' ELSE '' END
