@@ -277,8 +277,12 @@ def test_without_ebpf_jfr_file_writes_still_prove_the_slow_write(correlated):
     sc.missing = {"ebpf"}
     store, _, result = correlated(sc)
     assert result.audit_failures == {}
-    rows = store.frame("select cause, root_cause, link_method, write_tid, missing from attribution where slow order by arrival_at").rows()
+    rows = store.frame(
+        "select cause, root_cause, link_method, write_tid, missing from attribution where slow order by arrival_at"
+    ).rows()
     assert rows[0] == ("slow_write", "slow_write", "time_overlap", 4462, ["journal_commits"])
     assert rows[1:] == [("unexplained", "none", None, None, ["fs_writes"])] * 3
     chain = store.frame("select chain from attribution where slow order by arrival_at")["chain"].to_list()
-    assert chain[0] == "own write took 125.6 ms (TID 4462, data-plane-kafka-request-handler-2) [missing: journal_commits]"
+    assert (
+        chain[0] == "own write took 125.6 ms (TID 4462, data-plane-kafka-request-handler-2) [missing: journal_commits]"
+    )
