@@ -224,7 +224,7 @@ def test_end_to_end_seed_bundle(seed_bundle, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mixed", "saturated", "skewed"])
+@pytest.mark.parametrize("name", ["mixed", "saturated", "skewed", "multi_partition"])
 def test_end_to_end_generated_bundles(tmp_path, name):
     sim = simulate(SCENARIOS[name]())
     write_bundle(sim, tmp_path / "bundle")

@@ -15,6 +15,7 @@ FULL_EVIDENCE = [
     "saturated",
     "replication_waits",
     "unexplained",
+    "multi_partition",
     "mixed",
     "skewed",
 ]
@@ -185,6 +186,8 @@ DEGRADED = [
     ("saturated", {"threaddump", "jfr"}),
     ("saturated", {"jfr"}),
     ("midstream", set()),
+    ("multi_partition", {"jfr"}),
+    ("multi_partition", {"ebpf"}),
 ]
 
 
