@@ -27,15 +27,17 @@ req AS (
     WHERE p.slow
     GROUP BY p.conn_id, p.correlation_id
 ),
+-- each wait belongs to the request its thread was serving: the latest one that arrived before it
 own_wait AS (
     SELECT
         r.conn_id, r.correlation_id, r.tid, r.arrival_at, r.end_at,
         w.wait_id, w.start_at AS wait_start_at, w.end_at AS wait_end_at, w.owner_hint_tid, w.monitor_address,
         greatest(0, (epoch_us(least(w.end_at, coalesce(r.end_at, w.end_at))) - epoch_us(greatest(w.start_at, r.arrival_at))) / 1000.0) AS wait_ms,
         w.end_at - s.slack AS after_at
-    FROM req r
+    FROM (SELECT waits.*, waits.start_at + s.slack AS late_start_at FROM waits CROSS JOIN s) w
+    ASOF JOIN req r ON w.tid = r.tid AND w.late_start_at >= r.arrival_at
     CROSS JOIN s
-    JOIN waits w ON w.tid = r.tid AND w.start_at >= r.arrival_at - s.slack AND w.end_at <= r.last_write_start_at + s.slack
+    WHERE w.end_at <= r.last_write_start_at + s.slack
 ),
 locked AS (
     SELECT o.*, nw.topic, nw.partition

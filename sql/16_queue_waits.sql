@@ -24,6 +24,11 @@ pool AS (
             WHEN (SELECT handler_threads FROM settings) IS NOT NULL THEN 'settings'
         END AS pool_source
 ),
+first_waits AS (
+    SELECT conn_id, correlation_id, min(wait_start_at) AS first_wait_at
+    FROM request_waits
+    GROUP BY conn_id, correlation_id
+),
 late AS (
     SELECT
         p.conn_id,
@@ -31,13 +36,11 @@ late AS (
         max(p.latency_ms) AS latency_ms,
         arg_min(rw.write_tid, rw.write_start_at) AS handler_tid,
         greatest(min(p.arrival_at), coalesce(max(h.pred_end_at), min(p.arrival_at))) AS ready_at,
-        least(min(rw.write_start_at), (
-            SELECT min(rq.wait_start_at) FROM request_waits rq
-            WHERE rq.conn_id = p.conn_id AND rq.correlation_id = p.correlation_id
-        )) AS pickup_at
+        least(min(rw.write_start_at), min(fw.first_wait_at)) AS pickup_at
     FROM produce p
     JOIN request_writes rw USING (pp_id)
     LEFT JOIN head_of_line h USING (pp_id)
+    LEFT JOIN first_waits fw ON fw.conn_id = p.conn_id AND fw.correlation_id = p.correlation_id
     WHERE p.slow
     GROUP BY p.conn_id, p.correlation_id
 ),
@@ -46,17 +49,33 @@ candidates AS (
     FROM late l CROSS JOIN s
     WHERE (epoch_us(l.pickup_at) - epoch_us(l.ready_at)) / 1000.0 >= s.explain_fraction * l.latency_ms
 ),
+-- per candidate and handler thread: the busy interval that started last before the request was
+-- ready (ASOF), kept if it still ran then; request intervals and unclaimed waits separately
+probes AS (
+    SELECT c.conn_id, c.correlation_id, c.ready_at, h.tid
+    FROM candidates c CROSS JOIN (SELECT DISTINCT tid FROM handler_busy) h
+),
+covering AS (
+    SELECT p.conn_id, p.correlation_id, p.tid, b.pp_id, b.root_cause
+    FROM probes p
+    ASOF JOIN (SELECT * FROM handler_busy WHERE pp_id IS NOT NULL) b ON p.tid = b.tid AND p.ready_at >= b.start_at
+    WHERE b.end_at > p.ready_at
+    UNION ALL
+    SELECT p.conn_id, p.correlation_id, p.tid, NULL, NULL
+    FROM probes p
+    ASOF JOIN (SELECT * FROM handler_busy WHERE pp_id IS NULL) b ON p.tid = b.tid AND p.ready_at >= b.start_at
+    WHERE b.end_at > p.ready_at
+),
 busy AS (
     SELECT
-        c.conn_id,
-        c.correlation_id,
-        count(DISTINCT b.tid) AS busy_handlers,
-        CASE max(CASE b.root_cause WHEN 'journal_commit' THEN 2 WHEN 'slow_write' THEN 1 WHEN 'none' THEN 0 END)
+        conn_id,
+        correlation_id,
+        count(DISTINCT tid) AS busy_handlers,
+        CASE max(CASE root_cause WHEN 'journal_commit' THEN 2 WHEN 'slow_write' THEN 1 WHEN 'none' THEN 0 END)
             WHEN 2 THEN 'journal_commit' WHEN 1 THEN 'slow_write' ELSE 'none' END AS root_cause,
-        arg_max(b.pp_id, CASE b.root_cause WHEN 'journal_commit' THEN 2 WHEN 'slow_write' THEN 1 ELSE 0 END) AS root_pp_id
-    FROM candidates c
-    JOIN handler_busy b ON b.start_at <= c.ready_at AND b.end_at > c.ready_at
-    GROUP BY c.conn_id, c.correlation_id
+        arg_max(pp_id, CASE root_cause WHEN 'journal_commit' THEN 2 WHEN 'slow_write' THEN 1 ELSE 0 END) AS root_pp_id
+    FROM covering
+    GROUP BY conn_id, correlation_id
 )
 SELECT
     c.conn_id,
