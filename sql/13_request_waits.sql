@@ -1,8 +1,9 @@
 -- stage:   13_request_waits
--- purpose: Monitor waits of the handler thread that served a slow request (the thread of its
---          own writes), between the request's arrival and its last write. A request to several
---          partitions takes each partition's log lock in turn, so the lock waited for is the one
---          of the partition the handler wrote next. The blocker is the thread that wrote that
+-- purpose: Monitor waits of the handler threads that served slow requests. A handler waits for
+--          a partition's log lock and then writes that partition's batch, so a wait belongs to the
+--          request of its thread's next write (ASOF), and the lock is that write's partition (a
+--          request to several partitions takes their locks in turn); the wait must start after
+--          the request arrived. The blocker is the thread that wrote that
 --          partition across the wait (the write overlapping the wait most). JFR's previousOwner
 --          is kept as a hint only (it is the last releaser). The blocker's write explains the
 --          wait when the overlap covers explain_fraction of it; its root is then journal_commit
@@ -16,33 +17,30 @@ WITH s AS (
     FROM settings
 ),
 req AS (
-    SELECT
-        p.conn_id,
-        p.correlation_id,
-        min(p.arrival_at) AS arrival_at,
-        max(p.end_at) AS end_at,
-        arg_min(rw.write_tid, rw.write_start_at) AS tid,
-        max(rw.write_start_at) AS last_write_start_at
-    FROM produce p JOIN request_writes rw USING (pp_id)
+    SELECT p.conn_id, p.correlation_id, min(p.arrival_at) AS arrival_at, max(p.end_at) AS end_at
+    FROM produce p
     WHERE p.slow
     GROUP BY p.conn_id, p.correlation_id
 ),
--- each wait belongs to the request its thread was serving: the latest one that arrived before it
+-- a handler waits for a partition's lock and then writes that partition's batch: each wait
+-- belongs to the request of the thread's next write (ASOF), whose partition is the lock's
+next_write AS (
+    SELECT w.*, nw.write_id AS next_write_id, nw.topic, nw.partition
+    FROM (SELECT waits.*, waits.end_at - s.slack AS after_at FROM waits CROSS JOIN s) w
+    ASOF JOIN writes nw ON w.tid = nw.tid AND w.after_at <= nw.start_at
+),
 own_wait AS (
     SELECT
-        r.conn_id, r.correlation_id, r.tid, r.arrival_at, r.end_at,
+        r.conn_id, r.correlation_id, w.tid, r.arrival_at, r.end_at,
         w.wait_id, w.start_at AS wait_start_at, w.end_at AS wait_end_at, w.owner_hint_tid, w.monitor_address,
         greatest(0, (epoch_us(least(w.end_at, coalesce(r.end_at, w.end_at))) - epoch_us(greatest(w.start_at, r.arrival_at))) / 1000.0) AS wait_ms,
-        w.end_at - s.slack AS after_at
-    FROM (SELECT waits.*, waits.start_at + s.slack AS late_start_at FROM waits CROSS JOIN s) w
-    ASOF JOIN req r ON w.tid = r.tid AND w.late_start_at >= r.arrival_at
+        w.topic, w.partition
+    FROM next_write w
+    JOIN request_writes rw ON rw.write_id = w.next_write_id
+    JOIN produce p ON p.pp_id = rw.pp_id
+    JOIN req r ON r.conn_id = p.conn_id AND r.correlation_id = p.correlation_id
     CROSS JOIN s
-    WHERE w.end_at <= r.last_write_start_at + s.slack
-),
-locked AS (
-    SELECT o.*, nw.topic, nw.partition
-    FROM own_wait o
-    ASOF JOIN writes nw ON o.tid = nw.tid AND o.after_at <= nw.start_at
+    WHERE w.start_at >= r.arrival_at - s.slack
 ),
 blockers AS (
     SELECT
@@ -55,7 +53,7 @@ blockers AS (
         w.start_at AS blocker_write_start_at,
         w.end_at AS blocker_write_end_at,
         (epoch_us(least(w.end_at, o.wait_end_at)) - epoch_us(greatest(w.start_at, o.wait_start_at))) / 1000.0 AS blocker_overlap_ms
-    FROM locked o
+    FROM own_wait o
     JOIN writes w
         ON w.topic = o.topic AND w.partition = o.partition AND w.tid <> o.tid
         AND w.start_at < o.wait_end_at AND w.end_at > o.wait_start_at
@@ -89,7 +87,7 @@ SELECT
     END AS blocker_root,
     wc.commit_start_at,
     wc.commit_latency_ms
-FROM (SELECT * FROM own_wait LEFT JOIN (SELECT conn_id, correlation_id, wait_id, topic, partition FROM locked) USING (conn_id, correlation_id, wait_id)) o
+FROM own_wait o
 LEFT JOIN blockers b USING (conn_id, correlation_id, wait_id)
 LEFT JOIN threads bt ON bt.tid = b.blocker_tid
 LEFT JOIN write_commits wc ON wc.write_id = b.blocker_write_id AND wc.proven

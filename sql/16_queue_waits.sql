@@ -50,7 +50,8 @@ candidates AS (
     WHERE (epoch_us(l.pickup_at) - epoch_us(l.ready_at)) / 1000.0 >= s.explain_fraction * l.latency_ms
 ),
 -- per candidate and handler thread: the busy interval that started last before the request was
--- ready (ASOF), kept if it still ran then; request intervals and unclaimed waits separately
+-- ready (ASOF; strictly before, so the request's own interval never counts), kept if it still
+-- ran then; request intervals and unclaimed waits separately
 probes AS (
     SELECT c.conn_id, c.correlation_id, c.ready_at, h.tid
     FROM candidates c CROSS JOIN (SELECT DISTINCT tid FROM handler_busy) h
@@ -58,12 +59,12 @@ probes AS (
 covering AS (
     SELECT p.conn_id, p.correlation_id, p.tid, b.pp_id, b.root_cause
     FROM probes p
-    ASOF JOIN (SELECT * FROM handler_busy WHERE pp_id IS NOT NULL) b ON p.tid = b.tid AND p.ready_at >= b.start_at
+    ASOF JOIN (SELECT * FROM handler_busy WHERE pp_id IS NOT NULL) b ON p.tid = b.tid AND p.ready_at > b.start_at
     WHERE b.end_at > p.ready_at
     UNION ALL
     SELECT p.conn_id, p.correlation_id, p.tid, NULL, NULL
     FROM probes p
-    ASOF JOIN (SELECT * FROM handler_busy WHERE pp_id IS NULL) b ON p.tid = b.tid AND p.ready_at >= b.start_at
+    ASOF JOIN (SELECT * FROM handler_busy WHERE pp_id IS NULL) b ON p.tid = b.tid AND p.ready_at > b.start_at
     WHERE b.end_at > p.ready_at
 ),
 busy AS (

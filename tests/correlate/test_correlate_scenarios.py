@@ -18,6 +18,7 @@ FULL_EVIDENCE = [
     "multi_partition",
     "mixed",
     "skewed",
+    "crowded",
 ]
 
 
@@ -188,6 +189,7 @@ DEGRADED = [
     ("midstream", set()),
     ("multi_partition", {"jfr"}),
     ("multi_partition", {"ebpf"}),
+    ("crowded", {"jfr"}),
 ]
 
 
