@@ -1,11 +1,14 @@
 -- stage:   13_request_waits
--- purpose: Monitor waits of the handler thread that served a request (the thread of its own
---          write), between the request's arrival and its own write, and the blocker: the thread
---          that wrote the same partition's segment across the wait (the write overlapping the
---          wait most). JFR's previousOwner is kept as a hint only (it is the last releaser).
---          The blocker's write explains the wait when the overlap covers explain_fraction of it;
---          its root is then journal_commit (proven commit under that write) or slow_write.
--- grain:   one row per produce partition whose handler waited (pp_id)
+-- purpose: Monitor waits of the handler threads that served slow requests. A handler waits for
+--          a partition's log lock and then writes that partition's batch, so a wait belongs to the
+--          request of its thread's next write (ASOF), and the lock is that write's partition (a
+--          request to several partitions takes their locks in turn); the wait must start after
+--          the request arrived. The blocker is the thread that wrote that
+--          partition across the wait (the write overlapping the wait most). JFR's previousOwner
+--          is kept as a hint only (it is the last releaser). The blocker's write explains the
+--          wait when the overlap covers explain_fraction of it; its root is then journal_commit
+--          (proven commit under that write) or slow_write.
+-- grain:   one row per slow produce request (conn_id, correlation_id) x handler wait (wait_id)
 -- reads:   request_writes, produce, waits, writes, write_commits, threads, settings, clock_offsets
 -- creates: request_waits
 CREATE OR REPLACE TABLE request_waits AS
@@ -13,26 +16,37 @@ WITH s AS (
     SELECT *, to_microseconds(round((slack_ms + coalesce((SELECT max(spread_ms) FROM clock_offsets WHERE source IN ('ebpf', 'jfr')), 0)) * 1000)::BIGINT) AS slack
     FROM settings
 ),
-own AS (
-    SELECT rw.pp_id, rw.write_tid AS tid, rw.write_start_at, p.topic, p.partition, p.arrival_at, p.end_at,
-        p.arrival_at - s.slack AS window_start_at, rw.write_start_at + s.slack AS window_end_at
-    FROM request_writes rw JOIN produce p USING (pp_id) CROSS JOIN s
+req AS (
+    SELECT p.conn_id, p.correlation_id, min(p.arrival_at) AS arrival_at, max(p.end_at) AS end_at
+    FROM produce p
+    WHERE p.slow
+    GROUP BY p.conn_id, p.correlation_id
 ),
-matched AS (
-    SELECT o.*, w.wait_id, w.start_at AS wait_start_at, w.end_at AS wait_end_at, w.owner_hint_tid, w.monitor_address
-    FROM own o
-    ASOF JOIN waits w ON o.tid = w.tid AND o.window_start_at <= w.start_at
+-- a handler waits for a partition's lock and then writes that partition's batch: each wait
+-- belongs to the request of the thread's next write (ASOF), whose partition is the lock's
+next_write AS (
+    SELECT w.*, nw.write_id AS next_write_id, nw.topic, nw.partition
+    FROM (SELECT waits.*, waits.end_at - s.slack AS after_at FROM waits CROSS JOIN s) w
+    ASOF JOIN writes nw ON w.tid = nw.tid AND w.after_at <= nw.start_at
 ),
 own_wait AS (
     SELECT
-        m.*,
-        greatest(0, (epoch_us(least(m.wait_end_at, coalesce(m.end_at, m.wait_end_at))) - epoch_us(greatest(m.wait_start_at, m.arrival_at))) / 1000.0) AS wait_ms
-    FROM matched m
-    WHERE m.wait_end_at <= m.window_end_at
+        r.conn_id, r.correlation_id, w.tid, r.arrival_at, r.end_at,
+        w.wait_id, w.start_at AS wait_start_at, w.end_at AS wait_end_at, w.owner_hint_tid, w.monitor_address,
+        greatest(0, (epoch_us(least(w.end_at, coalesce(r.end_at, w.end_at))) - epoch_us(greatest(w.start_at, r.arrival_at))) / 1000.0) AS wait_ms,
+        w.topic, w.partition
+    FROM next_write w
+    JOIN request_writes rw ON rw.write_id = w.next_write_id
+    JOIN produce p ON p.pp_id = rw.pp_id
+    JOIN req r ON r.conn_id = p.conn_id AND r.correlation_id = p.correlation_id
+    CROSS JOIN s
+    WHERE w.start_at >= r.arrival_at - s.slack
 ),
 blockers AS (
     SELECT
-        o.pp_id,
+        o.conn_id,
+        o.correlation_id,
+        o.wait_id,
         w.write_id AS blocker_write_id,
         w.tid AS blocker_tid,
         w.latency_ms AS blocker_write_latency_ms,
@@ -45,10 +59,11 @@ blockers AS (
         AND w.start_at < o.wait_end_at AND w.end_at > o.wait_start_at
     CROSS JOIN s
     WHERE w.latency_ms >= s.min_write_ms
-    QUALIFY row_number() OVER (PARTITION BY o.pp_id ORDER BY blocker_overlap_ms DESC, w.write_id) = 1
+    QUALIFY row_number() OVER (PARTITION BY o.conn_id, o.correlation_id, o.wait_id ORDER BY blocker_overlap_ms DESC, w.write_id) = 1
 )
 SELECT
-    o.pp_id,
+    o.conn_id,
+    o.correlation_id,
     o.wait_id,
     o.tid AS handler_tid,
     o.wait_start_at,
@@ -56,6 +71,8 @@ SELECT
     o.wait_ms,
     o.monitor_address,
     o.owner_hint_tid,
+    o.topic AS lock_topic,
+    o.partition AS lock_partition,
     b.blocker_write_id,
     b.blocker_tid,
     bt.name AS blocker_thread,
@@ -71,7 +88,7 @@ SELECT
     wc.commit_start_at,
     wc.commit_latency_ms
 FROM own_wait o
-LEFT JOIN blockers b USING (pp_id)
+LEFT JOIN blockers b USING (conn_id, correlation_id, wait_id)
 LEFT JOIN threads bt ON bt.tid = b.blocker_tid
 LEFT JOIN write_commits wc ON wc.write_id = b.blocker_write_id AND wc.proven
 CROSS JOIN s;

@@ -1,10 +1,10 @@
 -- stage:   17_replication_waits
--- purpose: acks=-1: the leader answers only when the followers have the batch, which it learns
---          from their next fetch. Proven when the request's own write ended long before the
---          response and a follower fetch (client id …fetcher…) arrived after the write and at
---          most replication_ack_ms before the response ended; repl_ms runs from the write's end to
---          that fetch.
--- grain:   one row per slow acks=-1 produce partition with a follower fetch after its write (pp_id)
+-- purpose: acks=-1: the leader answers only when the followers have the batches, which it learns
+--          from their next fetch. Proven when the request's last write ended long before the
+--          response and a follower fetch (client id …fetcher…) arrived after that write and at
+--          most replication_ack_ms before the response ended; repl_ms runs from the write's end
+--          to that fetch.
+-- grain:   one row per slow acks=-1 produce request with a follower fetch after its writes
 -- reads:   produce, request_writes, kafka_requests, settings
 -- creates: replication_waits
 CREATE OR REPLACE TABLE replication_waits AS
@@ -15,12 +15,14 @@ fetches AS (
     WHERE k.api_key = 1 AND k.client_id LIKE '%fetcher%'
 ),
 req AS (
-    SELECT p.pp_id, p.end_at, rw.write_end_at
+    SELECT p.conn_id, p.correlation_id, max(p.end_at) AS end_at, max(rw.write_end_at) AS write_end_at
     FROM produce p JOIN request_writes rw USING (pp_id)
     WHERE p.slow AND p.acks = -1 AND p.end_at IS NOT NULL
+    GROUP BY p.conn_id, p.correlation_id
 )
 SELECT
-    r.pp_id,
+    r.conn_id,
+    r.correlation_id,
     r.write_end_at,
     max(f.arrival_at) AS ack_fetch_at,
     arg_max(f.client_id, f.arrival_at) AS follower_client_id,
@@ -29,5 +31,5 @@ SELECT
 FROM req r
 JOIN fetches f ON f.arrival_at > r.write_end_at AND f.arrival_at <= r.end_at
 CROSS JOIN s
-GROUP BY r.pp_id, r.write_end_at, r.end_at, s.replication_ack_ms
+GROUP BY r.conn_id, r.correlation_id, r.write_end_at, r.end_at, s.replication_ack_ms
 HAVING max(f.arrival_at) >= r.end_at - to_microseconds(round(s.replication_ack_ms * 1000)::BIGINT);

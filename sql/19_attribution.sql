@@ -19,7 +19,8 @@ best AS (
     QUALIFY row_number() OVER (PARTITION BY c.pp_id ORDER BY c.explained_ms DESC, c.preference) = 1
 ),
 first_level AS (
-    SELECT p.pp_id, CASE WHEN p.slow THEN coalesce(b.cause, 'unexplained') END AS cause, b.explained_ms, b.root_cause
+    SELECT p.pp_id, p.conn_id, p.correlation_id, CASE WHEN p.slow THEN coalesce(b.cause, 'unexplained') END AS cause,
+        b.explained_ms, b.root_cause, b.culprit_write_id, b.wait_id
     FROM produce p LEFT JOIN best b USING (pp_id)
 ),
 roots(pp_id, root_cause, root_pp_id, depth) AS (
@@ -42,30 +43,31 @@ resolved AS (
     FROM roots
     GROUP BY pp_id
 ),
--- the write at the bottom of a first-level cause: own slow write, or the blocker's write
+-- the write at the bottom of a first-level cause: the request's slowest write, or the blocker's
 culprit1 AS (
     SELECT
         f.pp_id,
-        CASE f.cause WHEN 'slow_write' THEN rw.write_tid WHEN 'monitor_wait' THEN rq.blocker_tid END AS culprit_tid,
-        CASE f.cause WHEN 'slow_write' THEN rw.write_latency_ms WHEN 'monitor_wait' THEN rq.blocker_write_latency_ms END AS culprit_write_ms,
-        CASE f.cause WHEN 'slow_write' THEN rw.write_start_at WHEN 'monitor_wait' THEN rq.blocker_write_start_at END AS culprit_write_at,
-        CASE f.cause WHEN 'slow_write' THEN wc.commit_start_at WHEN 'monitor_wait' THEN rq.commit_start_at END AS commit_start_at,
-        CASE f.cause WHEN 'slow_write' THEN wc.commit_latency_ms WHEN 'monitor_wait' THEN rq.commit_latency_ms END AS commit_latency_ms
+        cw.tid AS culprit_tid,
+        cw.latency_ms AS culprit_write_ms,
+        cw.start_at AS culprit_write_at,
+        cw.topic AS culprit_topic,
+        cw.partition AS culprit_partition,
+        f.culprit_write_id,
+        wc.commit_start_at,
+        wc.commit_latency_ms
     FROM first_level f
-    LEFT JOIN request_writes rw USING (pp_id)
-    LEFT JOIN write_commits wc ON wc.write_id = rw.write_id AND wc.proven
-    LEFT JOIN request_waits rq USING (pp_id)
+    LEFT JOIN writes cw ON cw.write_id = f.culprit_write_id
+    LEFT JOIN write_commits wc ON wc.write_id = cw.write_id AND wc.proven
 ),
 -- queue waits point at a request that kept a handler busy
 culprit2 AS (
-    SELECT c.pp_id, coalesce(q.root_pp_id, c.pp_id) AS via_pp_id
-    FROM culprit1 c
-    JOIN first_level f USING (pp_id)
-    LEFT JOIN queue_waits q ON q.pp_id = c.pp_id AND f.cause = 'queue_wait'
+    SELECT f.pp_id, coalesce(q.root_pp_id, f.pp_id) AS via_pp_id
+    FROM first_level f
+    LEFT JOIN queue_waits q ON q.conn_id = f.conn_id AND q.correlation_id = f.correlation_id AND f.cause = 'queue_wait'
 ),
 culprit AS (
     SELECT r.pp_id, r.root_cause, r.root_pp_id, v.culprit_tid, v.culprit_write_ms, v.culprit_write_at,
-        v.commit_start_at, v.commit_latency_ms
+        v.culprit_topic, v.culprit_partition, v.culprit_write_id, v.commit_start_at, v.commit_latency_ms
     FROM resolved r
     JOIN culprit2 c2 ON c2.pp_id = r.root_pp_id
     JOIN culprit1 v ON v.pp_id = c2.via_pp_id
@@ -117,6 +119,11 @@ assembled AS (
         c.culprit_tid,
         c.culprit_write_ms,
         c.culprit_write_at,
+        c.culprit_topic,
+        c.culprit_partition,
+        c.culprit_write_id,
+        rq.lock_topic,
+        rq.lock_partition,
         CASE f.cause WHEN 'head_of_line' THEN c.root_pp_id WHEN 'queue_wait' THEN q.root_pp_id END AS root_pp_id,
         rq.wait_start_at,
         rq.wait_end_at,
@@ -141,7 +148,7 @@ assembled AS (
             CASE WHEN p.slow AND c.root_cause = 'slow_write'
                 AND NOT coalesce(cov.journal_from <= c.culprit_write_at AND cov.journal_to >= c.culprit_write_at, false) THEN 'journal_commits' END,
             CASE WHEN f.cause = 'monitor_wait' AND rq.blocker_tid IS NULL THEN 'blocker_write' END,
-            CASE WHEN f.cause = 'unexplained' AND q0.pp_id IS NOT NULL AND q0.pool_size IS NULL THEN 'handler_pool' END,
+            CASE WHEN f.cause = 'unexplained' AND q0.conn_id IS NOT NULL AND q0.pool_size IS NULL THEN 'handler_pool' END,
             CASE WHEN f.cause = 'unexplained' AND p.acks = -1 AND fol.n = 0 THEN 'follower_fetches' END,
             -- a request ahead of it on the connection may have been sent before the capture started
             CASE WHEN f.cause = 'unexplained' AND epoch_us(p.arrival_at) - epoch_us(cov.capture_from) < p.latency_ms * 1000 THEN 'capture_start' END
@@ -151,11 +158,12 @@ assembled AS (
     LEFT JOIN culprit c USING (pp_id)
     LEFT JOIN request_writes rw USING (pp_id)
     LEFT JOIN threads ht ON ht.tid = rw.write_tid
-    LEFT JOIN request_waits rq ON rq.pp_id = p.pp_id AND f.cause = 'monitor_wait'
+    LEFT JOIN request_waits rq
+        ON rq.conn_id = p.conn_id AND rq.correlation_id = p.correlation_id AND rq.wait_id = f.wait_id AND f.cause = 'monitor_wait'
     LEFT JOIN head_of_line h ON h.pp_id = p.pp_id AND f.cause = 'head_of_line'
-    LEFT JOIN queue_waits q ON q.pp_id = p.pp_id AND f.cause = 'queue_wait'
-    LEFT JOIN queue_waits q0 ON q0.pp_id = p.pp_id
-    LEFT JOIN replication_waits r ON r.pp_id = p.pp_id AND f.cause = 'replication_wait'
+    LEFT JOIN queue_waits q ON q.conn_id = p.conn_id AND q.correlation_id = p.correlation_id AND f.cause = 'queue_wait'
+    LEFT JOIN queue_waits q0 ON q0.conn_id = p.conn_id AND q0.correlation_id = p.correlation_id
+    LEFT JOIN replication_waits r ON r.conn_id = p.conn_id AND r.correlation_id = p.correlation_id AND f.cause = 'replication_wait'
     LEFT JOIN suspects sus ON sus.pp_id = p.pp_id
     CROSS JOIN coverage cov
     CROSS JOIN follower fol
@@ -198,8 +206,11 @@ SELECT
     a.explained_ms,
     CASE WHEN a.slow THEN
         CASE a.cause
-            WHEN 'slow_write' THEN printf('own write took %.1f ms (TID %d, %s)', a.write_latency_ms, a.write_tid, coalesce(a.handler_thread, '?'))
-            WHEN 'monitor_wait' THEN printf('handler TID %d (%s) blocked %.1f ms on the log lock of %s-%d', a.handler_tid, coalesce(a.handler_thread, '?'), a.wait_ms, a.topic, a.partition)
+            WHEN 'slow_write' THEN CASE WHEN a.culprit_write_id = a.write_id
+                THEN printf('own write took %.1f ms (TID %d, %s)', a.write_latency_ms, a.write_tid, coalesce(a.handler_thread, '?'))
+                ELSE printf('the request''s write to %s-%d took %.1f ms (TID %d, %s)', a.culprit_topic, a.culprit_partition, a.culprit_write_ms, a.culprit_tid, coalesce(a.handler_thread, '?'))
+            END
+            WHEN 'monitor_wait' THEN printf('handler TID %d (%s) blocked %.1f ms on the log lock of %s-%d', a.handler_tid, coalesce(a.handler_thread, '?'), a.wait_ms, coalesce(a.lock_topic, a.topic), coalesce(a.lock_partition, a.partition))
                 || CASE WHEN a.blocker_tid IS NOT NULL THEN printf(' while TID %d (%s) wrote it', a.blocker_tid, coalesce(bt.name, '?')) ELSE '' END
             WHEN 'head_of_line' THEN printf('waited %.1f ms behind request %d on the same connection', a.explained_ms, a.pred_correlation_id)
             WHEN 'queue_wait' THEN printf('queued %.1f ms while all %d request handler threads were busy', a.queue_ms, a.pool_size)
@@ -209,9 +220,10 @@ SELECT
         END
         || CASE
             WHEN a.cause = 'slow_write' AND a.root_cause = 'journal_commit' THEN printf(' under a %.1f ms journal commit', a.commit_latency_ms)
-            WHEN a.cause = 'slow_write' THEN ' (no journal commit under it)'
+            WHEN a.cause = 'slow_write' THEN CASE WHEN list_contains(a.missing, 'journal_commits') THEN '' ELSE ' (no journal commit under it)' END
             WHEN a.root_cause = 'journal_commit' THEN printf(' <- TID %d''s %.1f ms write under a %.1f ms journal commit', a.culprit_tid, a.culprit_write_ms, a.commit_latency_ms)
-            WHEN a.root_cause = 'slow_write' THEN printf(' <- TID %d''s %.1f ms write (no journal commit under it)', a.culprit_tid, a.culprit_write_ms)
+            WHEN a.root_cause = 'slow_write' THEN printf(' <- TID %d''s %.1f ms write', a.culprit_tid, a.culprit_write_ms)
+                || CASE WHEN list_contains(a.missing, 'journal_commits') THEN '' ELSE ' (no journal commit under it)' END
             ELSE ''
         END
         || CASE WHEN len(a.missing) > 0 THEN ' [missing: ' || array_to_string(a.missing, ', ') || ']' ELSE '' END

@@ -18,7 +18,11 @@ UNION ALL
 SELECT 'request_waits: unknown blocker write', rq.blocker_write_id FROM request_waits rq
 WHERE rq.blocker_write_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM writes w WHERE w.write_id = rq.blocker_write_id)
 UNION ALL
-SELECT 'request_waits: request twice', pp_id FROM request_waits GROUP BY pp_id HAVING count(*) > 1
+SELECT 'request_waits: wait twice for one request', wait_id FROM request_waits
+GROUP BY conn_id, correlation_id, wait_id HAVING count(*) > 1
+UNION ALL
+SELECT 'request_waits: unknown request', rq.wait_id FROM request_waits rq
+WHERE NOT EXISTS (SELECT 1 FROM produce p WHERE p.conn_id = rq.conn_id AND p.correlation_id = rq.correlation_id)
 UNION ALL
 SELECT 'write_commits: unknown commit', wc.journal_id FROM write_commits wc
 WHERE wc.journal_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM journal j WHERE j.journal_id = wc.journal_id)

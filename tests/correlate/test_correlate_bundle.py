@@ -224,7 +224,7 @@ def test_end_to_end_seed_bundle(seed_bundle, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["mixed", "saturated", "skewed"])
+@pytest.mark.parametrize("name", ["mixed", "saturated", "skewed", "multi_partition"])
 def test_end_to_end_generated_bundles(tmp_path, name):
     sim = simulate(SCENARIOS[name]())
     write_bundle(sim, tmp_path / "bundle")
@@ -257,3 +257,14 @@ def test_demo_end_to_end(tmp_path):
     res = CliRunner().invoke(cli, ["-q", "correlate", str(tmp_path / "out")])
     assert "4 slower than 65 ms" in res.output
     assert "monitor_wait / journal_commit" in res.output
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_scenario_manifest_is_valid(name):
+    from fixtures.scenarios.bundle import manifest_text
+    from pipeline.manifest import parse_manifest
+
+    sc = SCENARIOS[name]()
+    m = parse_manifest(manifest_text(sc))
+    assert (m.date, m.timezone, m.slo_ms, m.message_id_header) == (sc.date, "UTC", sc.slo_ms, "message-id")
+    assert m.description.startswith(f"{name}: ")

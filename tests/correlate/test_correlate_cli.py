@@ -79,3 +79,26 @@ def test_explain_draws_the_timeline(tmp_path):
     assert "4484 = data-plane-kafka-request-handler-24" in text
     bad = runner.invoke(cli, ["explain", str(out), "nonsense"])
     assert bad.exit_code == 2
+
+
+def test_explain_head_of_line_and_queue_wait(correlated):
+    from pipeline.explain import explain, find_requests
+
+    store, _, _ = correlated(SCENARIOS["head_of_line"]())
+    pp, pred = store.con.execute(
+        "select pp_id, pred_correlation_id from attribution where cause = 'head_of_line' and root_cause = 'journal_commit' "
+        "order by arrival_at limit 1"
+    ).fetchone()
+    text = explain(store.con, pp)
+    assert f"request ahead ({pred})" in text and "journal commit" in text
+    assert "waited" in text and "behind request" in text
+
+    store, _, _ = correlated(SCENARIOS["saturated"]())
+    pp, root = store.con.execute(
+        "select a.pp_id, r.correlation_id from attribution a join attribution r on r.pp_id = a.root_pp_id "
+        "where a.cause = 'queue_wait' order by a.arrival_at limit 1"
+    ).fetchone()
+    text = explain(store.con, pp)
+    assert f"root request ({root})" in text
+    assert "queued" in text and "all 4 request handler threads were busy" in text
+    assert find_requests(store.con, f"#{pp}", None, None) == [pp]

@@ -15,8 +15,10 @@ FULL_EVIDENCE = [
     "saturated",
     "replication_waits",
     "unexplained",
+    "multi_partition",
     "mixed",
     "skewed",
+    "crowded",
 ]
 
 
@@ -185,6 +187,9 @@ DEGRADED = [
     ("saturated", {"threaddump", "jfr"}),
     ("saturated", {"jfr"}),
     ("midstream", set()),
+    ("multi_partition", {"jfr"}),
+    ("multi_partition", {"ebpf"}),
+    ("crowded", {"jfr"}),
 ]
 
 
@@ -270,3 +275,19 @@ def test_manifest_offsets_are_applied_before_the_estimate(correlated):
     ).row(0)
     assert row[0] == -40.0
     assert abs(row[1]) < 0.5 and row[2] == pytest.approx(-40.0, abs=0.5)
+
+
+def test_without_ebpf_jfr_file_writes_still_prove_the_slow_write(correlated):
+    sc = SCENARIOS["seed"]()
+    sc.missing = {"ebpf"}
+    store, _, result = correlated(sc)
+    assert result.audit_failures == {}
+    rows = store.frame(
+        "select cause, root_cause, link_method, write_tid, missing from attribution where slow order by arrival_at"
+    ).rows()
+    assert rows[0] == ("slow_write", "slow_write", "time_overlap", 4462, ["journal_commits"])
+    assert rows[1:] == [("unexplained", "none", None, None, ["fs_writes"])] * 3
+    chain = store.frame("select chain from attribution where slow order by arrival_at")["chain"].to_list()
+    assert (
+        chain[0] == "own write took 125.6 ms (TID 4462, data-plane-kafka-request-handler-2) [missing: journal_commits]"
+    )

@@ -1,0 +1,1 @@
+"""The correlation stages as package data: ``importlib.resources.files("pipeline.sql")``."""
