@@ -13,13 +13,12 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
-from importlib import resources
-from importlib.abc import Traversable
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from pipeline import sql_dir
 from pipeline.errors import ForensicsError
 from pipeline.manifest import CLOCK_SOURCES, Manifest
 
@@ -43,23 +42,12 @@ class AuditFailed(ForensicsError):
     exit_code = 1
 
 
-def sql_dir() -> Traversable:
-    """The stage files: the installed ``pipeline.sql`` package, else ``sql/`` beside the package."""
-    try:
-        d = resources.files("pipeline.sql")
-        if d.joinpath("01_settings.sql").is_file():
-            return d
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[1] / "sql"
-
-
-def stage_files() -> list[Traversable]:
+def stage_files() -> list[Path]:
     files = [f for f in sql_dir().iterdir() if STAGE_NAME.match(f.name)]
     return sorted(files, key=lambda f: f.name)
 
 
-def audit_files() -> list[Traversable]:
+def audit_files() -> list[Path]:
     d = sql_dir().joinpath("audits")
     return sorted((f for f in d.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
 

@@ -1,7 +1,8 @@
 -- stage:   17_replication_waits
 -- purpose: acks=-1: the leader answers only when the followers have the batches, which it learns
 --          from their next fetch. Proven when the request's last write ended long before the
---          response and a follower fetch (client id …fetcher…) arrived after that write and at
+--          response and a follower fetch (replica id >= 0; when the capture gave no replica id,
+--          a client id …fetcher…) arrived after that write and at
 --          most replication_ack_ms before the response ended; repl_ms runs from the write's end
 --          to that fetch.
 -- grain:   one row per slow acks=-1 produce request with a follower fetch after its writes
@@ -12,7 +13,7 @@ WITH s AS (SELECT *, to_microseconds(round(capture_offset_ms * 1000)::BIGINT) AS
 fetches AS (
     SELECT k.conn_id, k.correlation_id, k.client_id, k.arrival_at + s.shift AS arrival_at
     FROM kafka_requests k CROSS JOIN s
-    WHERE k.api_key = 1 AND k.client_id LIKE '%fetcher%'
+    WHERE k.api_key = 1 AND coalesce(k.replica_id >= 0, k.client_id LIKE '%fetcher%')
 ),
 req AS (
     SELECT p.conn_id, p.correlation_id, max(p.end_at) AS end_at, max(rw.write_end_at) AS write_end_at

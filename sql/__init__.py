@@ -1,1 +1,0 @@
-"""The correlation stages as package data: ``importlib.resources.files("pipeline.sql")``."""
