@@ -219,9 +219,13 @@ SELECT
                 || CASE WHEN a.suspect_tid IS NOT NULL THEN printf('; TID %d wrote %s-%d for %.1f ms across it (lock wait likely, not proven)', a.suspect_tid, a.topic, a.partition, a.suspect_write_ms) ELSE '' END
         END
         || CASE
-            WHEN a.cause = 'slow_write' AND a.root_cause = 'journal_commit' THEN printf(' under a %.1f ms journal commit', a.commit_latency_ms)
+            WHEN a.cause = 'slow_write' AND a.root_cause = 'journal_commit' THEN coalesce(
+                printf(' under a %.1f ms journal commit', a.commit_latency_ms),
+                ' while its thread waited in the journal (no commit window traced)')
             WHEN a.cause = 'slow_write' THEN CASE WHEN list_contains(a.missing, 'journal_commits') THEN '' ELSE ' (no journal commit under it)' END
-            WHEN a.root_cause = 'journal_commit' THEN printf(' <- TID %d''s %.1f ms write under a %.1f ms journal commit', a.culprit_tid, a.culprit_write_ms, a.commit_latency_ms)
+            WHEN a.root_cause = 'journal_commit' THEN printf(' <- TID %d''s %.1f ms write', a.culprit_tid, a.culprit_write_ms)
+                || coalesce(printf(' under a %.1f ms journal commit', a.commit_latency_ms),
+                            ' while its thread waited in the journal (no commit window traced)')
             WHEN a.root_cause = 'slow_write' THEN printf(' <- TID %d''s %.1f ms write', a.culprit_tid, a.culprit_write_ms)
                 || CASE WHEN list_contains(a.missing, 'journal_commits') THEN '' ELSE ' (no journal commit under it)' END
             ELSE ''

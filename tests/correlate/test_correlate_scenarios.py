@@ -291,3 +291,30 @@ def test_without_ebpf_jfr_file_writes_still_prove_the_slow_write(correlated):
     assert (
         chain[0] == "own write took 125.6 ms (TID 4462, data-plane-kafka-request-handler-2) [missing: journal_commits]"
     )
+
+
+def _seed_with_offcpu_instead_of_commits(correlated, stack: list[str]):
+    """The seed with its journal lines replaced by one off-CPU spell of the slow writer inside
+    write(), as the collection kit records it where kprobes are unavailable."""
+    frames = ", ".join(f"'{f}'" for f in stack)
+    before = f"""
+        insert into kernel_calls (artifact_id, position, func, start_at, end_at, latency_ms, tid, comm, stack)
+        select w.artifact_id, 999999, 'offcpu_write', w.start_at + interval 1 millisecond,
+               w.end_at - interval 1 millisecond, w.latency_ms - 2, w.tid, w.comm, [{frames}]
+        from fs_writes w where w.tid = 4462 and w.latency_ms > 100;
+        delete from kernel_calls where func <> 'offcpu_write';
+    """
+    store, _, result = correlated(SCENARIOS["seed"](), before=before)
+    assert result.audit_failures == {}
+    return store.frame("select cause, root_cause from attribution where slow order by arrival_at").rows()
+
+
+def test_offcpu_stack_in_the_journal_proves_the_commit(correlated):
+    stack = ["schedule", "wait_transaction_locked", "start_this_handle", "jbd2__journal_start", "ext4_dirty_inode"]
+    rows = _seed_with_offcpu_instead_of_commits(correlated, stack)
+    assert rows == [("slow_write", "journal_commit")] + [("monitor_wait", "journal_commit")] * 3
+
+
+def test_offcpu_stack_elsewhere_proves_no_commit(correlated):
+    rows = _seed_with_offcpu_instead_of_commits(correlated, ["schedule", "io_schedule", "folio_wait_bit_common"])
+    assert rows == [("slow_write", "slow_write")] + [("monitor_wait", "slow_write")] * 3
