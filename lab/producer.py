@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{mid}\t{producer}\t{msg.partition()}\t{msg.offset()}\t{err.name() if err else ''}\t"
             f"{sent_at.pop(mid)}\t{now}\n"
         )
+
     text = b"kafka-forensics lab payload " * 200
     interval_ns = int(1e9 / args.rate)
     start = time.monotonic_ns()
@@ -102,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
         while True:
             try:
                 producers[i].produce(
-                    args.topic, value=value, partition=partition, headers=[(args.header, mid.encode())],
+                    args.topic,
+                    value=value,
+                    partition=partition,
+                    headers=[(args.header, mid.encode())],
                     on_delivery=functools.partial(report, i, mid),
                 )
                 break
