@@ -272,8 +272,8 @@ class Cleanup:
         return p.returncode
 
     def run(self) -> None:
-        """Undo everything; SIGINT is ignored meanwhile so a second Ctrl-C cannot cut it short."""
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        """Undo everything; SIGINT, SIGTERM and SIGHUP are ignored meanwhile so they cannot cut it short."""
+        old = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             for name in reversed(list(self.procs)):
                 try:
@@ -291,7 +291,8 @@ class Cleanup:
             self.state["clean"] = not self.errors
             self._save()
         finally:
-            signal.signal(signal.SIGINT, old)
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
 def _killpg(pgid: int) -> None:
@@ -890,7 +891,10 @@ def lab_run(fs_name: str, outdir: Path, **kw) -> None:
     """Run the workload on one file-system configuration, collect a bundle, run the pipeline."""
     from pipeline.lab_checks import render_evaluation
 
-    res = run_lab(CONFIGS[fs_name], outdir, _lab_options(kw), echo=click.echo)
+    try:
+        res = run_lab(CONFIGS[fs_name], outdir, _lab_options(kw), echo=click.echo)
+    except LabInterrupted as exc:
+        raise LabFailed(f"interrupted by {exc}; everything started was stopped and undone") from None
     click.echo(render_evaluation(res.honesty))
     if res.honesty.get("failures"):
         raise LabFailed("the pipeline's attributions disagree with the independent evidence: see above")
@@ -931,7 +935,10 @@ def lab_matrix(outdir: Path, fs_names: tuple[str, ...], runs: int, **kw) -> None
             opts.seed = base_seed + rep
             run_dir = outdir / f"{name}-{rep + 1}"
             click.echo(f"== {name} run {rep + 1}/{runs} (seed {opts.seed})")
-            results.append(run_lab(CONFIGS[name], run_dir, opts, echo=click.echo))
+            try:
+                results.append(run_lab(CONFIGS[name], run_dir, opts, echo=click.echo))
+            except LabInterrupted as exc:
+                raise LabFailed(f"interrupted by {exc}; everything started was stopped and undone") from None
     table = matrix_table(results, BASELINE if BASELINE in names else names[0], opts.slo_ms)
     (outdir / "matrix.json").write_text(json.dumps(_jsonable(table), indent=1))
     text = render_matrix(table)
