@@ -944,21 +944,28 @@ def lab_matrix(outdir: Path, fs_names: tuple[str, ...], runs: int, **kw) -> None
     text = render_matrix(table)
     (outdir / "matrix.md").write_text(text)
     click.echo(text)
-    _compare(results, outdir)
+    _compare(results, outdir, opts.slo_ms)
 
 
-def _compare(results: list[RunResult], outdir: Path) -> None:
-    """Hand the runs to ``kforensics compare`` where this build has it."""
+def _compare(results: list[RunResult], outdir: Path, slo_ms: float) -> None:
+    """Hand the runs to ``kforensics compare`` where this build has it (baseline first)."""
     from pipeline.cli import cli
 
     if "compare" not in cli.commands:
         click.echo("compare: not available in this build; matrix.md holds the lab's own table")
         return
-    outs = [str(r.outdir / "out") for r in results if (r.outdir / "out").is_dir()]
-    cmd = [sys.executable, "-m", "pipeline", "compare", *outs]
+    done = [r for r in results if (r.outdir / "out" / "incident.duckdb").is_file()]
+    done.sort(key=lambda r: (r.config != BASELINE, list(CONFIGS).index(r.config), r.outdir.name))
+    if len(done) < 2:
+        click.echo("compare: fewer than two runs have pipeline output")
+        return
+    cmd = [sys.executable, "-m", "pipeline", "compare", *(str(r.outdir / "out") for r in done)]
+    for r in done:
+        cmd += ["--label", r.outdir.name]
+    cmd += ["--slo-ms", str(slo_ms), "-o", str(outdir)]
     with (outdir / "compare.txt").open("w") as f:
-        r = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
-    click.echo(f"compare: exit {r.returncode}, output in {outdir / 'compare.txt'}")
+        rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO).returncode
+    click.echo(f"compare: exit {rc}; {outdir / 'compare.txt'} and {outdir / 'compare.html'}")
 
 
 @lab_group.command("cleanup")

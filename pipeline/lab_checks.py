@@ -447,17 +447,25 @@ def check_pipeline(
 
     # agreement with the broker's own decomposition
     joined = slow.join(
-        timeline.select("client_port", "correlation_id", "partition", "arrival_ns", "queue_ms", "lock_ms", "write_ms"),
+        timeline.select(
+            "client_port",
+            "correlation_id",
+            "partition",
+            pl.col("arrival_ns").alias("b_arrival_ns"),
+            pl.col("queue_ms").alias("b_queue_ms"),
+            pl.col("lock_ms").alias("b_lock_ms"),
+            pl.col("write_ms").alias("b_write_ms"),
+        ),
         on=["client_port", "correlation_id", "partition"],
         how="left",
     )
     pairs = Counter()
     for row in joined.iter_rows(named=True):
-        if row["arrival_ns"] is None:
+        if row["b_arrival_ns"] is None:
             pairs[(row["cause"], "not in broker log")] += 1
             continue
-        pre = max(0.0, (row["arrival_ns"] - row["a_ns"]) / 1e6)
-        pairs[(row["cause"], truth_cause(row["queue_ms"], row["lock_ms"], row["write_ms"], pre))] += 1
+        pre = max(0.0, (row["b_arrival_ns"] - row["a_ns"]) / 1e6)
+        pairs[(row["cause"], truth_cause(row["b_queue_ms"], row["b_lock_ms"], row["b_write_ms"], pre))] += 1
     agree = sum(n for (c, t), n in pairs.items() if c == t)
     res["agreement"] = {
         "slow": slow.height,
@@ -516,6 +524,9 @@ def render_evaluation(ev: dict) -> str:
         lines.append(f"  unexplained: {p['unexplained']['count']} {p['unexplained']['missing']}")
         a = p["agreement"]
         lines.append(f"  same cause as the broker's timeline: {a['same_cause_as_broker']} of {a['slow']}")
+        differ = {k: n for k, n in a["pairs"].items() if k.split(" / ")[0] != k.split(" / ")[1]}
+        if differ:
+            lines.append(f"  differing (pipeline / broker timeline): {differ}")
     for f in ev["failures"]:
         lines.append(f"FAILED: {f}")
     return "\n".join(lines)
