@@ -532,7 +532,7 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
             summary["clock_start"] = clock_pairing()
             port = free_port()
             bt = opts.collect_dir / "bpftrace"
-            fs_log, journal_log = bundle / "ebpf" / "fs_writes.log", bundle / "ebpf" / "journal.log"
+            fs_log = bundle / "ebpf" / "fs_writes.log"
             with fs_log.open("w") as f:
                 p = cleanup.start(
                     "bpftrace-fs-writes",
@@ -542,15 +542,19 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
                     stderr=subprocess.DEVNULL,
                 )
             wait_for(file_contains(fs_log, "# columns"), 60, "bpftrace fs_writes.bt", p)
+            # the journal: jbd2 and fast commits on ext4, log buffer writes on XFS
+            journal_script = "xfs_log.bt" if cfg.fstype == "xfs" and (bt / "xfs_log.bt").is_file() else "journal.bt"
+            journal_log = bundle / "ebpf" / f"{journal_script[:-3]}.log"
+            summary["journal_program"] = journal_script
             with journal_log.open("w") as f:
                 p = cleanup.start(
                     "bpftrace-journal",
-                    ["bpftrace", "-B", "line", str(bt / "journal.bt"), str(dev)],
+                    ["bpftrace", "-B", "line", str(bt / journal_script), str(dev)],
                     signal.SIGINT,
                     stdout=f,
                     stderr=subprocess.DEVNULL,
                 )
-            wait_for(file_contains(journal_log, "# columns"), 60, "bpftrace journal.bt", p)
+            wait_for(file_contains(journal_log, "# columns"), 60, f"bpftrace {journal_script}", p)
             tcpdump_err = outdir / "tcpdump.stderr"
             with tcpdump_err.open("w") as f:
                 p = cleanup.start(
@@ -683,26 +687,43 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
 
 
 def run_pipeline(bundle: Path, out: Path, echo: Callable[[str], None]) -> int:
-    """``kforensics run`` (then ``correlate`` and ``report`` where this build has them)."""
+    """``kforensics run`` (then ``correlate`` when ``run`` did not, and ``report``, where this build has them)."""
     from pipeline.cli import cli
 
-    steps = [["run", str(bundle), "-o", str(out)]]
-    if "correlate" in cli.commands:
-        steps.append(["correlate", "-o", str(out)])
-    if "report" in cli.commands:
-        steps.append(["report", "-o", str(out)])
     rc = 0
     with (out.parent / "pipeline.log").open("w") as logf:
-        for step in steps:
-            cmd = [sys.executable, "-m", "pipeline", "-q", *step]
+
+        def step(*args: str) -> int:
+            cmd = [sys.executable, "-m", "pipeline", "-q", *args]
             logf.write(f"$ {' '.join(cmd)}\n")
             logf.flush()
             r = subprocess.run(cmd, stdout=logf, stderr=subprocess.STDOUT, cwd=REPO)
-            echo(f"pipeline: kforensics {step[0]} → exit {r.returncode}")
-            rc = max(rc, r.returncode)
-            if r.returncode > 1:
-                break
+            echo(f"pipeline: kforensics {args[0]} → exit {r.returncode}")
+            return r.returncode
+
+        rc = step("run", str(bundle), "-o", str(out))
+        if rc <= 1 and "correlate" in cli.commands and not _has_table(out, "attribution"):
+            rc = max(rc, step("correlate", str(out)))
+        if rc <= 1 and "report" in cli.commands and _has_table(out, "attribution"):
+            rc = max(rc, step("report", str(out)))
     return rc
+
+
+def _has_table(out: Path, table: str) -> bool:
+    db = out / "incident.duckdb"
+    if not db.is_file():
+        return False
+    import duckdb
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return False
+    try:
+        q = "select count(*) from information_schema.tables where table_name = ?"
+        return con.execute(q, [table]).fetchone()[0] > 0
+    finally:
+        con.close()
 
 
 def cleanup_leftovers(outdir: Path) -> list[str]:

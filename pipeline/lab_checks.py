@@ -27,6 +27,12 @@ HANDLER_COMM = "data-plane-kafk"  # request handler threads' comm (15 characters
 SLOW_WRITE_MS = 10.0
 CAUSES = ("slow_write", "monitor_wait", "head_of_line", "queue_wait", "replication_wait", "unexplained")
 MATCH_TOLERANCE_NS = 2_000_000
+# journal windows traced by collect/bpftrace (journal.bt, xfs_log.bt) -> key in the evaluation
+JOURNAL_EVENTS = {
+    "jbd2_journal_commit_transaction": "commits",
+    "ext4_fc_commit": "fast_commits",
+    "xfs_log_iclog_write": "xfs_log_writes",
+}
 
 
 # ---------------------------------------------------------------- readers
@@ -245,18 +251,19 @@ def evaluate_run(outdir: Path, slo_ms: float = 65.0) -> dict:
     # kernel evidence
     ebpf = outdir / "bundle" / "ebpf"
     writes = read_bpftrace(ebpf / "fs_writes.log")
-    journal = read_bpftrace(ebpf / "journal.log")
+    journal = pl.concat(
+        [read_bpftrace(ebpf / name) for name in ("journal.log", "xfs_log.log") if (ebpf / name).is_file()]
+        or [pl.DataFrame()],
+        how="diagonal",
+    )
     commits: list[tuple[int, int]] = []
+    ev["journal"] = {"commits": 0, "fast_commits": 0, "xfs_log_writes": 0, "commit_ms": {"n": 0}}
     if journal.height:
-        jc = journal.filter(pl.col("event").is_in(["jbd2_journal_commit_transaction", "ext4_fc_commit"]))
+        jc = journal.filter(pl.col("event").is_in(list(JOURNAL_EVENTS)))
         commits = list(zip(jc["start_ns"].to_list(), jc["end_ns"].to_list(), strict=True))
-        ev["journal"] = {
-            "commits": int((jc["event"] == "jbd2_journal_commit_transaction").sum()),
-            "fast_commits": int((jc["event"] == "ext4_fc_commit").sum()),
-            "commit_ms": latency_stats(((jc["end_ns"] - jc["start_ns"]) / 1e6).to_list()),
+        ev["journal"] = {key: int((jc["event"] == event).sum()) for event, key in JOURNAL_EVENTS.items()} | {
+            "commit_ms": latency_stats(((jc["end_ns"] - jc["start_ns"]) / 1e6).to_list())
         }
-    else:
-        ev["journal"] = {"commits": 0, "fast_commits": 0, "commit_ms": {"n": 0}}
     if writes.height:
         hw = writes.filter((pl.col("event") == "write") & (pl.col("comm") == HANDLER_COMM))
         hw = hw.with_columns(((pl.col("end_ns") - pl.col("start_ns")) / 1e6).alias("latency_ms"))
@@ -492,7 +499,8 @@ def render_evaluation(ev: dict) -> str:
         )
     j = ev["journal"]
     lines.append(
-        f"journal: {j['commits']} commits, {j['fast_commits']} fast commits, commit p50 {j['commit_ms'].get('p50')} "
+        f"journal: {j['commits']} commits, {j['fast_commits']} fast commits, {j['xfs_log_writes']} XFS log writes; "
+        f"p50 {j['commit_ms'].get('p50')} "
         f"max {j['commit_ms'].get('max')} ms"
     )
     if "writes" in ev:

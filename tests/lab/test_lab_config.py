@@ -201,3 +201,31 @@ def test_render_matrix_states_the_rule_and_the_sources():
 def test_lab_group_has_its_commands():
     assert set(lab.lab_group.commands) == {"run", "matrix", "cleanup", "check"}
     assert isinstance(pl.__version__, str)
+
+
+def test_cleanup_stops_by_pid_and_undoes_in_reverse_even_when_a_step_fails(tmp_path: Path):
+    state = tmp_path / "lab-state.json"
+    c = lab.Cleanup(state)
+    done: list[str] = []
+    c.push("first", lambda: done.append("first"))
+
+    def broken():
+        raise OSError("device busy")
+
+    c.push("broken", broken)
+    c.push("last", lambda: done.append("last"))
+    # a shell that ignores SIGTERM and has a child: stopped by PID, then its group is killed
+    stubborn = c.start("stubborn", ["sh", "-c", "trap '' TERM; sleep 600 & wait"], lab.signal.SIGTERM)
+    polite = c.start("polite", ["sleep", "600"], lab.signal.SIGTERM)
+    import json
+
+    assert json.loads(state.read_text())["pids"] == {"stubborn": stubborn.pid, "polite": polite.pid}
+    orig_stop = c.stop
+    c.stop = lambda name, timeout=1.0: orig_stop(name, timeout)  # keep the test short
+    c.run()
+    assert done == ["last", "first"]
+    assert c.errors[0].startswith("stubborn (pid ") and c.errors[0].endswith("ignored SIGTERM: killed")
+    assert c.errors[1] == "broken: device busy"
+    assert stubborn.poll() is not None and polite.poll() is not None
+    saved = json.loads(state.read_text())
+    assert saved["pids"] == {} and saved["steps"] == [] and saved["clean"] is False
