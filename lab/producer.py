@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             "message.timeout.ms": int((args.duration + 30) * 1000),
         }
         producers.append(Producer(conf))
+    for p in producers:  # connected, with metadata, before the clock starts
+        p.list_topics(args.topic, timeout=30)
 
     out = open(args.out, "w", encoding="utf-8")  # noqa: SIM115 - closed below
     out.write("# kforensics lab producer log v1\n")

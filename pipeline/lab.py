@@ -941,8 +941,6 @@ def lab_run(fs_name: str, outdir: Path, **kw) -> None:
 @_options
 def lab_matrix(outdir: Path, fs_names: tuple[str, ...], runs: int, **kw) -> None:
     """Run every configuration several times (interleaved) and compare them, with run-to-run spread."""
-    from pipeline.lab_checks import matrix_table, render_matrix
-
     opts = _lab_options(kw)
     names = list(fs_names) or list(CONFIGS)
     reasons = preflight([CONFIGS[n] for n in names], opts.collect_dir)
@@ -960,12 +958,45 @@ def lab_matrix(outdir: Path, fs_names: tuple[str, ...], runs: int, **kw) -> None
                 results.append(run_lab(CONFIGS[name], run_dir, opts, echo=click.echo))
             except LabInterrupted as exc:
                 raise LabFailed(f"interrupted by {exc}; everything started was stopped and undone") from None
-    table = matrix_table(results, BASELINE if BASELINE in names else names[0], opts.slo_ms)
+    _write_matrix(results, outdir, opts.slo_ms)
+
+
+def _write_matrix(results: list[RunResult], outdir: Path, slo_ms: float) -> None:
+    from pipeline.lab_checks import matrix_table, render_matrix
+
+    names = list(dict.fromkeys(r.config for r in results))
+    table = matrix_table(results, BASELINE if BASELINE in names else names[0], slo_ms)
     (outdir / "matrix.json").write_text(json.dumps(_jsonable(table), indent=1))
     text = render_matrix(table)
     (outdir / "matrix.md").write_text(text)
     click.echo(text)
-    _compare(results, outdir, opts.slo_ms)
+    _compare(results, outdir, slo_ms)
+
+
+@lab_group.command("table")
+@click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--pipeline", "rerun", is_flag=True, help="Run the pipeline again on every run's bundle first.")
+def lab_table(outdir: Path, rerun: bool) -> None:
+    """Rebuild a matrix's table from its run directories (e.g. after the pipeline changed)."""
+    from pipeline.lab_checks import evaluate_run
+
+    results = []
+    order = list(CONFIGS)
+    for run_file in sorted(outdir.glob("*/lab-run.json")):
+        run = json.loads(run_file.read_text())
+        if not (run_file.parent / "broker-requests.tsv").is_file():
+            continue  # interrupted before the broker wrote its log
+        slo = run.get("options", {}).get("slo_ms", 65.0)
+        rd = run_file.parent
+        rc = run_pipeline(rd / "bundle", rd / "out", click.echo) if rerun else run.get("pipeline_rc")
+        ev = evaluate_run(rd, slo)
+        run.update(evaluation=ev, pipeline_rc=rc)
+        run_file.write_text(json.dumps(_jsonable(run), indent=1))
+        results.append(RunResult(run["config"]["name"], rd, rd / "bundle", run, ev, rc))
+    if not results:
+        raise UsageError(f"no lab runs (*/lab-run.json) under {outdir}")
+    results.sort(key=lambda r: (order.index(r.config) if r.config in order else len(order), r.outdir.name))
+    _write_matrix(results, outdir, results[0].summary.get("options", {}).get("slo_ms", 65.0))
 
 
 def _compare(results: list[RunResult], outdir: Path, slo_ms: float) -> None:

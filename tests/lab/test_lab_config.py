@@ -199,7 +199,7 @@ def test_render_matrix_states_the_rule_and_the_sources():
 
 
 def test_lab_group_has_its_commands():
-    assert set(lab.lab_group.commands) == {"run", "matrix", "cleanup", "check"}
+    assert set(lab.lab_group.commands) == {"run", "matrix", "table", "cleanup", "check"}
     assert isinstance(pl.__version__, str)
 
 
