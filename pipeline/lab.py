@@ -660,8 +660,8 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
             summary["broker_rc"] = cleanup.stop("broker", timeout=60)
             time.sleep(0.5)  # let the capture and the tracers see the last packets and writes
             cleanup.stop("tcpdump")
-            cleanup.stop("bpftrace-journal")
-            cleanup.stop("bpftrace-fs-writes")
+            cleanup.stop("bpftrace-journal", timeout=60)  # a busy machine may take a while to drain
+            cleanup.stop("bpftrace-fs-writes", timeout=60)
             summary["tcpdump"] = tcpdump_err.read_text().strip().splitlines()[-3:]
             summary["segments"] = copy_segments(log_dir, bundle / "segments")
             summary["clock_end"] = clock_pairing()
@@ -687,7 +687,7 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
 
 
 def run_pipeline(bundle: Path, out: Path, echo: Callable[[str], None]) -> int:
-    """``kforensics run`` (then ``correlate`` when ``run`` did not, and ``report``, where this build has them)."""
+    """``kforensics run``, then ``correlate`` and ``report`` where this build has them and ``run`` did not."""
     from pipeline.cli import cli
 
     rc = 0
@@ -704,7 +704,12 @@ def run_pipeline(bundle: Path, out: Path, echo: Callable[[str], None]) -> int:
         rc = step("run", str(bundle), "-o", str(out))
         if rc <= 1 and "correlate" in cli.commands and not _has_table(out, "attribution"):
             rc = max(rc, step("correlate", str(out)))
-        if rc <= 1 and "report" in cli.commands and _has_table(out, "attribution"):
+        if (
+            rc <= 1
+            and "report" in cli.commands
+            and _has_table(out, "attribution")
+            and not (out / "report.html").exists()
+        ):
             rc = max(rc, step("report", str(out)))
     return rc
 
