@@ -103,7 +103,10 @@ def test_tracer_and_jfr_agree_with_the_broker(short_run):
     assert cov["missing"] == 0 and cov["traced"] == ev["broker"]["appends"] - ev["broker"]["append_errors"]
     # the kernel's write() lies inside the broker's own FileChannel.write window
     assert cov["traced_minus_broker_ms"]["max"] <= 0
-    assert ev["jfr"]["broker_waits_2ms_in_jfr"] == ev["jfr"]["broker_waits_2ms"]
+    # the broker's window (before `synchronized` to inside it) can also hold a safepoint or a
+    # descheduling that is no monitor contention: JFR must have nearly all of them
+    waits, in_jfr = ev["jfr"]["broker_waits_2ms"], ev["jfr"]["broker_waits_2ms_in_jfr"]
+    assert waits - in_jfr <= max(1, waits // 10), ev["jfr"]
     assert ev["journal"]["commits"] > 0
     assert ev["writes"]["slow_writes_in_commit"] <= ev["writes"]["slow_writes"]
 
