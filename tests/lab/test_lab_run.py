@@ -81,7 +81,8 @@ def test_every_delivered_message_is_in_the_segments(short_run):
     import polars as pl
 
     prod = pl.read_csv(short_run.outdir / "producer.tsv", separator="\t", comment_prefix="#", infer_schema_length=0)
-    assert prod.height == 16000
+    # 20 s at 800/s; a starved producer stops on time with fewer
+    assert 14000 <= prod.height <= 16000
     assert prod.filter(pl.col("error").is_not_null() & (pl.col("error") != "")).height == 0
     expected = {(mid, int(p), int(o)) for mid, p, o in prod.select("message_id", "partition", "offset").rows()}
     found = set()
