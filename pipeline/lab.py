@@ -365,6 +365,25 @@ def setup_filesystem(cfg: FsConfig, image: Path, size_mb: int, cleanup: Cleanup)
 # ---------------------------------------------------------------- broker and collection
 
 
+def kprobes_available() -> bool:
+    out = subprocess.run(["bpftrace", "-l", "kprobe:ext4_dirty_inode"], capture_output=True, text=True, timeout=60)
+    return "ext4_dirty_inode" in out.stdout
+
+
+def tracer_programs(cfg: FsConfig, dev: int, bt: Path) -> list[tuple[str, ...]]:
+    """(script, args...) of the kit's bpftrace programs for this file system, as collect.sh picks them."""
+    progs: list[tuple[str, ...]] = [("fs_writes.bt", str(dev), "0")]
+    if cfg.fstype == "ext4":
+        progs.append(("journal.bt", str(dev)))
+    elif (bt / "xfs_log.bt").is_file():
+        progs.append(("xfs_log.bt", str(dev)))
+    if cfg.fstype == "ext4" and (bt / "journal_kprobes.bt").is_file() and kprobes_available():
+        progs.append(("journal_kprobes.bt", "1000"))
+    elif (bt / "offcpu_write.bt").is_file():
+        progs.append(("offcpu_write.bt", str(dev), "1000"))
+    return progs
+
+
 def compile_broker(cache_root: Path | None = None) -> Path:
     """Compile lab/broker/*.java once per source version; returns the classes directory."""
     sources = sorted(BROKER_SRC.glob("*.java"))
@@ -532,29 +551,20 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
             summary["clock_start"] = clock_pairing()
             port = free_port()
             bt = opts.collect_dir / "bpftrace"
-            fs_log = bundle / "ebpf" / "fs_writes.log"
-            with fs_log.open("w") as f:
-                p = cleanup.start(
-                    "bpftrace-fs-writes",
-                    ["bpftrace", "-B", "line", str(bt / "fs_writes.bt"), str(dev), "0"],
-                    signal.SIGINT,
-                    stdout=f,
-                    stderr=subprocess.DEVNULL,
-                )
-            wait_for(file_contains(fs_log, "# columns"), 60, "bpftrace fs_writes.bt", p)
-            # the journal: jbd2 and fast commits on ext4, log buffer writes on XFS
-            journal_script = "xfs_log.bt" if cfg.fstype == "xfs" and (bt / "xfs_log.bt").is_file() else "journal.bt"
-            journal_log = bundle / "ebpf" / f"{journal_script[:-3]}.log"
-            summary["journal_program"] = journal_script
-            with journal_log.open("w") as f:
-                p = cleanup.start(
-                    "bpftrace-journal",
-                    ["bpftrace", "-B", "line", str(bt / journal_script), str(dev)],
-                    signal.SIGINT,
-                    stdout=f,
-                    stderr=subprocess.DEVNULL,
-                )
-            wait_for(file_contains(journal_log, "# columns"), 60, f"bpftrace {journal_script}", p)
+            # the kit's programs, as collect/collect.sh runs them, all started before the workload
+            tracers = tracer_programs(cfg, dev, bt)
+            summary["tracers"] = [" ".join(t) for t in tracers]
+            for script, *args in tracers:
+                out_file = bundle / "ebpf" / f"{script[:-3]}.txt"
+                with out_file.open("w") as f:
+                    p = cleanup.start(
+                        f"bpftrace-{script[:-3]}",
+                        ["bpftrace", "-B", "line", str(bt / script), *args],
+                        signal.SIGINT,
+                        stdout=f,
+                        stderr=subprocess.DEVNULL,
+                    )
+                wait_for(file_contains(out_file, "# columns"), 90, f"bpftrace {script}", p)
             tcpdump_err = outdir / "tcpdump.stderr"
             with tcpdump_err.open("w") as f:
                 p = cleanup.start(
@@ -660,8 +670,8 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
             summary["broker_rc"] = cleanup.stop("broker", timeout=60)
             time.sleep(0.5)  # let the capture and the tracers see the last packets and writes
             cleanup.stop("tcpdump")
-            cleanup.stop("bpftrace-journal", timeout=60)  # a busy machine may take a while to drain
-            cleanup.stop("bpftrace-fs-writes", timeout=60)
+            for name in [n for n in cleanup.procs if n.startswith("bpftrace-")]:
+                cleanup.stop(name, timeout=60)  # a busy machine may take a while to drain
             summary["tcpdump"] = tcpdump_err.read_text().strip().splitlines()[-3:]
             summary["segments"] = copy_segments(log_dir, bundle / "segments")
             summary["clock_end"] = clock_pairing()

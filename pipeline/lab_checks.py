@@ -219,6 +219,12 @@ def truth_cause(queue_ms: float, lock_ms: float, write_ms: float, pre_read_ms: f
 # ---------------------------------------------------------------- evaluation
 
 
+def _first(ebpf: Path, stem: str) -> Path:
+    """The kit's output name (``.txt``), or ``.log`` as earlier lab runs wrote it."""
+    txt = ebpf / f"{stem}.txt"
+    return txt if txt.is_file() or not (ebpf / f"{stem}.log").is_file() else ebpf / f"{stem}.log"
+
+
 def evaluate_run(outdir: Path, slo_ms: float = 65.0) -> dict:
     """Everything the lab knows about one run, and the pipeline checks where possible."""
     outdir = Path(outdir)
@@ -250,9 +256,9 @@ def evaluate_run(outdir: Path, slo_ms: float = 65.0) -> dict:
 
     # kernel evidence
     ebpf = outdir / "bundle" / "ebpf"
-    writes = read_bpftrace(ebpf / "fs_writes.log")
+    writes = read_bpftrace(_first(ebpf, "fs_writes"))
     journal = pl.concat(
-        [read_bpftrace(ebpf / name) for name in ("journal.log", "xfs_log.log") if (ebpf / name).is_file()]
+        [read_bpftrace(_first(ebpf, name)) for name in ("journal", "xfs_log") if _first(ebpf, name).is_file()]
         or [pl.DataFrame()],
         how="diagonal",
     )
