@@ -229,3 +229,15 @@ def test_cleanup_stops_by_pid_and_undoes_in_reverse_even_when_a_step_fails(tmp_p
     assert stubborn.poll() is not None and polite.poll() is not None
     saved = json.loads(state.read_text())
     assert saved["pids"] == {} and saved["steps"] == [] and saved["clean"] is False
+
+
+def test_every_lab_command_and_option_is_documented():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "lab.md").read_text()
+    for name, cmd in lab.lab_group.commands.items():
+        assert f"lab {name}" in doc, f"docs/lab.md does not mention `lab {name}`"
+        for param in cmd.params:
+            for opt in getattr(param, "opts", []):
+                if opt.startswith("--"):
+                    assert f"`{opt}" in doc, f"docs/lab.md does not document {opt} of `lab {name}`"
+    for cfg in lab.CONFIGS:
+        assert f"`{cfg}`" in doc
