@@ -190,8 +190,15 @@ def overlaps(a_start: int, a_end: int, windows: list[tuple[int, int]]) -> bool:
 
 
 def broker_timeline(requests: pl.DataFrame, appends: pl.DataFrame) -> pl.DataFrame:
-    """One row per produce request × partition with the broker's own decomposition."""
-    produce = requests.filter(pl.col("api_key") == 0).with_columns(
+    """One row per produce request × partition with the broker's own decomposition.
+
+    ``prev_sent_ns`` is when the broker finished answering the previous request of the same
+    connection: until then the connection was muted and this request could not be read.
+    """
+    ordered = requests.sort("arrival_ns").with_columns(
+        pl.col("sent_ns").shift(1).over("client_port").alias("prev_sent_ns")
+    )
+    produce = ordered.filter(pl.col("api_key") == 0).with_columns(
         ((pl.col("sent_ns") - pl.col("arrival_ns")) / 1e6).alias("broker_ms"),
         ((pl.col("dequeue_ns") - pl.col("arrival_ns")) / 1e6).alias("queue_ms"),
     )
@@ -209,9 +216,31 @@ def broker_timeline(requests: pl.DataFrame, appends: pl.DataFrame) -> pl.DataFra
     )
 
 
-def truth_cause(queue_ms: float, lock_ms: float, write_ms: float, pre_read_ms: float = 0.0) -> str:
-    """The component that took most of a slow request's time, by the broker's own clock."""
-    parts = {"head_of_line": pre_read_ms, "queue_wait": queue_ms, "monitor_wait": lock_ms, "slow_write": write_ms}
+def pre_read_split(wire_arrival_ns: int, broker_arrival_ns: int, prev_sent_ns: int | None) -> tuple[float, float]:
+    """(head-of-line ms, read delay ms) between the request's last byte on the wire and the
+    broker reading it: muted behind the previous request until ``prev_sent_ns``, then the
+    rest waiting for the network thread (CPU scheduling)."""
+    muted_until = wire_arrival_ns if prev_sent_ns is None else max(wire_arrival_ns, prev_sent_ns)
+    hol = max(0, min(muted_until, broker_arrival_ns) - wire_arrival_ns) / 1e6
+    read = max(0, broker_arrival_ns - muted_until) / 1e6
+    return hol, read
+
+
+def truth_cause(
+    queue_ms: float, lock_ms: float, write_ms: float, hol_ms: float = 0.0, read_delay_ms: float = 0.0
+) -> str:
+    """The component that took most of a slow request's time, by the broker's own clock.
+
+    ``read_delay`` (the connection was free but its network thread read the request late) has
+    no counterpart among the pipeline's causes.
+    """
+    parts = {
+        "head_of_line": hol_ms,
+        "read_delay": read_delay_ms,
+        "queue_wait": queue_ms,
+        "monitor_wait": lock_ms,
+        "slow_write": write_ms,
+    }
     cause, ms = max(parts.items(), key=lambda kv: kv[1])
     return cause if ms > 0 else "other"
 
@@ -465,6 +494,7 @@ def check_pipeline(
             "correlation_id",
             "partition",
             pl.col("arrival_ns").alias("b_arrival_ns"),
+            pl.col("prev_sent_ns").alias("b_prev_sent_ns"),
             pl.col("queue_ms").alias("b_queue_ms"),
             pl.col("lock_ms").alias("b_lock_ms"),
             pl.col("write_ms").alias("b_write_ms"),
@@ -477,8 +507,9 @@ def check_pipeline(
         if row["b_arrival_ns"] is None:
             pairs[(row["cause"], "not in broker log")] += 1
             continue
-        pre = max(0.0, (row["b_arrival_ns"] - row["a_ns"]) / 1e6)
-        pairs[(row["cause"], truth_cause(row["b_queue_ms"], row["b_lock_ms"], row["b_write_ms"], pre))] += 1
+        hol, read = pre_read_split(row["a_ns"], row["b_arrival_ns"], row["b_prev_sent_ns"])
+        truth = truth_cause(row["b_queue_ms"], row["b_lock_ms"], row["b_write_ms"], hol, read)
+        pairs[(row["cause"], truth)] += 1
     agree = sum(n for (c, t), n in pairs.items() if c == t)
     res["agreement"] = {
         "slow": slow.height,

@@ -119,8 +119,20 @@ def test_truth_cause_is_the_largest_component():
     assert truth_cause(1.0, 80.0, 3.0) == "monitor_wait"
     assert truth_cause(70.0, 2.0, 3.0) == "queue_wait"
     assert truth_cause(0.1, 0.0, 90.0) == "slow_write"
-    assert truth_cause(0.1, 0.0, 1.0, pre_read_ms=200.0) == "head_of_line"
+    assert truth_cause(0.1, 0.0, 1.0, hol_ms=200.0) == "head_of_line"
+    assert truth_cause(0.1, 0.0, 1.0, hol_ms=20.0, read_delay_ms=70.0) == "read_delay"
     assert truth_cause(0.0, 0.0, 0.0) == "other"
+
+
+def test_pre_read_wait_splits_at_the_previous_response():
+    from pipeline.lab_checks import pre_read_split
+
+    # on the wire at 0; previous response sent at 30 ms; read by the broker at 100 ms
+    assert pre_read_split(0, 100_000_000, 30_000_000) == (30.0, 70.0)
+    # the connection was free: all of it is the network thread's delay
+    assert pre_read_split(0, 5_000_000, None) == (0.0, 5.0)
+    # still muted when read (clock noise): all head-of-line, never negative
+    assert pre_read_split(10_000_000, 40_000_000, 60_000_000) == (30.0, 0.0)
 
 
 def test_jfr_instants_and_durations():
