@@ -35,9 +35,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * response is sent; a pool of {@code data-plane-kafka-request-handler-N} threads takes requests from
  * the shared queue and appends each partition's batches under the partition's monitor.
  *
- * <p>Every request's timeline (arrival, handler pickup, monitor wait, write, response) is kept in
- * memory and written to {@code --request-log} on shutdown: the lab's ground truth, never part of a
- * bundle.
+ * <p>Every request's timeline (arrival, handler pickup, monitor wait, write, response) goes to
+ * {@code --request-log} (every half second, and the rest with the handler threads at shutdown):
+ * the lab's ground truth, never part of a bundle.
  */
 public final class Broker {
     static final short PRODUCE = 0, FETCH = 1, METADATA = 3, FIND_COORDINATOR = 10, API_VERSIONS = 18,
@@ -480,36 +480,68 @@ public final class Broker {
 
     // ---------------------------------------------------------------- request log
 
-    void writeRequestLog() throws IOException {
+    private BufferedWriter requestLogWriter;
+    private Thread requestLogThread;
+
+    /** Opens the request log and writes its header; a thread then appends finished requests. */
+    void openRequestLog() throws IOException {
         if (opt.requestLog == null) return;
-        Path tmp = opt.requestLog.resolveSibling(opt.requestLog.getFileName() + ".tmp");
-        try (BufferedWriter w = Files.newBufferedWriter(tmp, StandardCharsets.UTF_8)) {
-            w.write("# kforensics lab broker request log v1\n");
-            w.write("# anchor nanotime=" + anchorNanos + " wall=" + anchorWall + "\n");
-            for (Map.Entry<Long, String> h : handlerTids.entrySet()) {
-                w.write("# handler tid=" + h.getKey() + " name=" + h.getValue() + "\n");
-            }
-            w.write("# columns\trequest\tclient_port\tcorrelation_id\tapi_key\tapi_version\tclient_id\tacks"
-                    + "\trequest_bytes\tresponse_bytes\tarrival_ns\tdequeue_ns\thandler_tid\tdone_ns\tsent_ns\n");
-            w.write("# columns\tappend\tclient_port\tcorrelation_id\ttopic\tpartition\terror_code\tbase_offset"
-                    + "\tsegment\tfile_position\tbytes\tlock_requested_ns\tlock_acquired_ns\twrite_start_ns"
-                    + "\twrite_end_ns\n");
-            for (Request r : finished) {
-                int port = r.conn.remotePort();
-                w.write("request\t" + port + "\t" + r.correlationId + "\t" + r.apiKey + "\t" + r.apiVersion + "\t"
-                        + r.clientId + "\t" + r.acks + "\t" + r.requestBytes + "\t"
-                        + (r.response == null ? 0 : r.response.length + 4) + "\t" + r.arrivalNs + "\t"
-                        + r.dequeueNs + "\t" + r.handlerTid + "\t" + r.doneNs + "\t" + r.sentNs + "\n");
-                for (PartitionAppend a : r.appends) {
-                    PartitionLog.AppendResult x = a.result;
-                    w.write("append\t" + port + "\t" + r.correlationId + "\t" + a.topic + "\t" + a.partition + "\t"
-                            + x.errorCode + "\t" + x.baseOffset + "\t" + x.segment + "\t" + x.filePosition + "\t"
-                            + x.bytes + "\t" + x.lockRequestedNs + "\t" + x.lockAcquiredNs + "\t" + x.writeStartNs
-                            + "\t" + x.writeEndNs + "\n");
+        BufferedWriter w = Files.newBufferedWriter(opt.requestLog, StandardCharsets.UTF_8);
+        w.write("# kforensics lab broker request log v1\n");
+        w.write("# anchor nanotime=" + anchorNanos + " wall=" + anchorWall + "\n");
+        w.write("# columns\trequest\tclient_port\tcorrelation_id\tapi_key\tapi_version\tclient_id\tacks"
+                + "\trequest_bytes\tresponse_bytes\tarrival_ns\tdequeue_ns\thandler_tid\tdone_ns\tsent_ns\n");
+        w.write("# columns\tappend\tclient_port\tcorrelation_id\ttopic\tpartition\terror_code\tbase_offset"
+                + "\tsegment\tfile_position\tbytes\tlock_requested_ns\tlock_acquired_ns\twrite_start_ns"
+                + "\twrite_end_ns\n");
+        requestLogWriter = w;
+        requestLogThread = new Thread(() -> {
+            while (running) {
+                try {
+                    Thread.sleep(500);
+                    drainRequestLog();
+                } catch (InterruptedException e) {
+                    return;
+                } catch (IOException e) {
+                    System.err.println("request log: " + e);
                 }
             }
+        }, "kafka-request-log");
+        requestLogThread.setDaemon(true);
+        requestLogThread.start();
+    }
+
+    /** Writes the requests finished so far (memory stays bounded on long runs). */
+    synchronized void drainRequestLog() throws IOException {
+        BufferedWriter w = requestLogWriter;
+        if (w == null) return;
+        Request r;
+        while ((r = finished.poll()) != null) {
+            int port = r.conn.remotePort();
+            w.write("request\t" + port + "\t" + r.correlationId + "\t" + r.apiKey + "\t" + r.apiVersion + "\t"
+                    + r.clientId + "\t" + r.acks + "\t" + r.requestBytes + "\t"
+                    + (r.response == null ? 0 : r.response.length + 4) + "\t" + r.arrivalNs + "\t"
+                    + r.dequeueNs + "\t" + r.handlerTid + "\t" + r.doneNs + "\t" + r.sentNs + "\n");
+            for (PartitionAppend a : r.appends) {
+                PartitionLog.AppendResult x = a.result;
+                w.write("append\t" + port + "\t" + r.correlationId + "\t" + a.topic + "\t" + a.partition + "\t"
+                        + x.errorCode + "\t" + x.baseOffset + "\t" + x.segment + "\t" + x.filePosition + "\t"
+                        + x.bytes + "\t" + x.lockRequestedNs + "\t" + x.lockAcquiredNs + "\t" + x.writeStartNs
+                        + "\t" + x.writeEndNs + "\n");
+            }
         }
-        Files.move(tmp, opt.requestLog, StandardCopyOption.REPLACE_EXISTING);
+        w.flush();
+    }
+
+    synchronized void closeRequestLog() throws IOException {
+        if (requestLogWriter == null) return;
+        drainRequestLog();
+        for (Map.Entry<Long, String> h : handlerTids.entrySet()) {
+            requestLogWriter.write("# handler tid=" + h.getKey() + " name=" + h.getValue() + "\n");
+        }
+        requestLogWriter.write("# end\n");
+        requestLogWriter.close();
+        requestLogWriter = null;
     }
 
     void shutdown() {
@@ -520,7 +552,8 @@ public final class Broker {
             // already closed
         }
         try {
-            writeRequestLog();
+            if (requestLogThread != null) requestLogThread.interrupt();
+            closeRequestLog();
             for (Topic t : topics.values()) for (PartitionLog p : t.partitions) p.close();
         } catch (IOException e) {
             System.err.println("shutdown: " + e);
@@ -530,6 +563,7 @@ public final class Broker {
     void start() throws IOException, InterruptedException {
         Files.createDirectories(opt.logDir);
         for (String t : opt.topics) topic(t, true);
+        openRequestLog();
         server = new ServerSocket();
         server.setReuseAddress(true);
         server.bind(new InetSocketAddress(InetAddress.getByName(opt.host), opt.port), 128);
