@@ -295,6 +295,15 @@ class Cleanup:
                 signal.signal(s, h)
 
 
+def pid_alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
 def _killpg(pgid: int) -> None:
     try:
         os.killpg(pgid, signal.SIGKILL)
@@ -347,6 +356,7 @@ def detach(device: str, image: Path) -> None:
 def setup_filesystem(cfg: FsConfig, image: Path, size_mb: int, cleanup: Cleanup) -> tuple[str, Path, int]:
     """Image → loop device → mkfs → mount. Returns (device, mountpoint, kernel dev number)."""
     image.parent.mkdir(parents=True, exist_ok=True)
+    cleanup.record("image", str(image.resolve()))
     cleanup.push(f"remove image {image}", lambda: image.unlink(missing_ok=True))
     # pre-written so that timings are not polluted by allocation in the backing file
     sh(["dd", "if=/dev/zero", f"of={image}", "bs=1M", f"count={size_mb}", "oflag=direct", "status=none"])
@@ -751,25 +761,27 @@ def cleanup_leftovers(outdir: Path) -> list[str]:
     for name, pid in state.get("pids", {}).items():
         try:
             os.killpg(pid, signal.SIGKILL)
-            done.append(f"killed {name} (pid {pid})")
         except (ProcessLookupError, PermissionError):
-            pass
+            continue
+        deadline = time.monotonic() + 30
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)  # a tracer detaching its probes takes a moment
+        done.append(f"killed {name} (pid {pid})")
     mnt = state.get("mountpoint")
     if mnt and os.path.ismount(mnt):
         unmount(mnt)
         done.append(f"unmounted {mnt}")
     if mnt and os.path.isdir(mnt):
         os.rmdir(mnt)
-    dev = state.get("device")
-    if dev:
+    dev, image = state.get("device"), state.get("image")
+    if dev and image:
         out = subprocess.run(["losetup", "-nO", "BACK-FILE", dev], capture_output=True, text=True)
-        back = out.stdout.strip()
-        if out.returncode == 0 and back.startswith(str(outdir.resolve())):
+        if out.returncode == 0 and out.stdout.strip() == image:
             sh(["losetup", "-d", dev])
             done.append(f"detached {dev}")
-    for img in outdir.glob("lab-*.img"):
-        img.unlink()
-        done.append(f"removed {img}")
+    if image and Path(image).is_file():
+        Path(image).unlink()
+        done.append(f"removed {image}")
     state.update(pids={}, steps=[], clean=True)
     state_file.write_text(json.dumps(state, indent=1))
     return done

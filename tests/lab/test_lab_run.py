@@ -169,10 +169,55 @@ def test_ctrl_c_stops_and_undoes_everything(tmp_path):
     after = json.loads(state_file.read_text())
     assert after["clean"] is True and after["pids"] == {} and after["steps"] == []
     for name, pid in pids.items():
-        with pytest.raises(ProcessLookupError):
-            os.kill(pid, 0)
-            pytest.fail(f"{name} (pid {pid}) still running")
+        assert not lab.pid_alive(pid), f"{name} (pid {pid}) still running"
     assert not os.path.exists(after["mountpoint"])
     assert list(out.glob("*.img")) == []
     listed = subprocess.run(["losetup", "-nO", "BACK-FILE", after["device"]], capture_output=True, text=True)
     assert str(out) not in listed.stdout
+
+
+def test_cleanup_after_sigkill(tmp_path):
+    cfg = lab.CONFIGS["ext4-ordered"]
+    skip_unless_lab_can_run(cfg)
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from pipeline.lab import lab_group; lab_group()",
+            "run",
+            "--fs",
+            cfg.name,
+            "--duration",
+            "60",
+            "--image-mb",
+            "256",
+            "--no-pipeline",
+            "--collect-dir",
+            str(collect_dir()),
+            "-o",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    state_file = out / "lab-state.json"
+    deadline = time.monotonic() + 120
+    state = {}
+    while time.monotonic() < deadline and "producer" not in state.get("pids", {}):
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            state = {}
+        time.sleep(0.2)
+    proc.kill()  # no chance to clean up
+    proc.wait(10)
+    assert os.path.ismount(state["mountpoint"])
+    done = lab.cleanup_leftovers(out)
+    assert f"unmounted {state['mountpoint']}" in done and f"detached {state['device']}" in done
+    assert f"removed {state['image']}" in done
+    for name, pid in state["pids"].items():
+        assert not lab.pid_alive(pid), f"{name} (pid {pid}) still running"
+    assert not os.path.exists(state["mountpoint"])
+    assert json.loads(state_file.read_text())["clean"] is True
