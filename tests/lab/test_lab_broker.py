@@ -200,7 +200,8 @@ def test_kcat_with_headers(broker):
     kcat = [(h, r) for h, records in batches for r in records if dict(r.headers).get("message-id") == b"kcat-1"]
     assert len(kcat) == 400
     assert [r.value for _, r in kcat[:2]] == [b"one", b"two"]
-    assert {h.compression for h, _ in kcat} == {"zstd"}
+    # librdkafka sends a batch uncompressed when compressing would not make it smaller
+    assert "zstd" in {h.compression for h, _ in kcat} <= {"zstd", "none"}
 
 
 def _produce_v3(port: int, records: bytes, correlation_id: int = 7) -> tuple[int, int]:
