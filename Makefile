@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench fuzz fixtures clean
+.PHONY: demo test lint bench fuzz lab fixtures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)  ## benchmarks side by side with the reference tools (minutes)
 	$(BIN)/python bench/run_all.py
+
+lab: $(STAMP)  ## real incidents on loop-mounted ext4/XFS (root, bpftrace, JDK): every config x 3 runs
+	$(BIN)/kforensics lab matrix --runs 3 --duration 20 -o lab-out
 
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)  ## coverage-guided fuzzing of every parser for FUZZ_SECONDS each

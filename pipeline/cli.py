@@ -23,6 +23,7 @@ from pipeline.correlate import settings_from_manifest, write_settings
 from pipeline.errors import ForensicsError, UsageError
 from pipeline.explain import explain as explain_request
 from pipeline.explain import find_requests
+from pipeline.lab import lab_group
 from pipeline.output import FORMATS, emit, rich_table, stdout_console
 from pipeline.progress import Progress, stderr_console
 from pipeline.registry import DUMP_COMMANDS, ParseContext, Probe, detect, load_families
@@ -314,6 +315,7 @@ def dump() -> None:
 
 cli.add_command(report_command)
 cli.add_command(compare_command)
+cli.add_command(lab_group)
 load_families()
 for _cmd in DUMP_COMMANDS:
     dump.add_command(_cmd)

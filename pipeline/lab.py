@@ -1057,7 +1057,7 @@ def lab_cleanup(outdir: Path) -> None:
 
 @lab_group.command("check")
 @click.argument("outdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--slo-ms", type=float, default=65.0, show_default=True)
+@click.option("--slo-ms", type=float, default=65.0, show_default=True, help="SLO used to call a request slow.")
 def lab_check(outdir: Path, slo_ms: float) -> None:
     """Re-run the evaluation of a finished run directory (after re-running the pipeline)."""
     from pipeline.lab_checks import evaluate_run, render_evaluation
