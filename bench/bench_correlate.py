@@ -16,6 +16,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import Result, peak_self_mb, record  # noqa: E402
 from fixtures.scenarios.catalog import SCENARIOS  # noqa: E402
 from fixtures.scenarios.frames import build_frames, load_into  # noqa: E402
 from fixtures.scenarios.model import simulate  # noqa: E402
@@ -62,6 +63,18 @@ def main(sizes: list[int]) -> None:
         n, slow = con.execute("select count(*), count(*) filter (where slow) from attribution").fetchone()
         top = sorted(result.stages, key=lambda s: -s.seconds)[:3]
         audits = "audits ok" if not result.audit_failures else f"AUDITS FAILED: {sorted(result.audit_failures)}"
+        record(
+            Result(
+                "correlation SQL stages",
+                "kforensics (DuckDB)",
+                f"generated scenario, {n:,} requests",
+                0,
+                seconds,
+                peak_self_mb(),
+                f"{n / seconds:,.0f} requests/s",
+                audits,
+            )
+        )
         print(
             f"{n:>10} {slow:>6} {seconds:>8.2f}  "
             + ", ".join(f"{s.stage} {s.seconds:.2f}" for s in top)

@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import Result, record  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
 
 from pipeline.ingest.jfr import INGESTED_EVENTS  # noqa: E402
 
@@ -114,6 +117,19 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|")
     for name, wall, cpu, rss in rows:
         print(f"| {name} | {wall:.2f} | {cpu:.2f} | {n_events / wall:,.0f} | {size_mb / wall:.1f} | {rss / 1024:.0f} |")
+    for name, wall, cpu, rss in rows:
+        record(
+            Result(
+                "JFR monitor/sample/file/thread events",
+                name,
+                f"{rec.name} ({n_events:,} events)",
+                int(size_mb * 1e6),
+                wall,
+                rss / 1024,
+                f"{n_events / wall:,.0f} events/s, {size_mb / wall:.1f} MB/s",
+                f"cpu {cpu:.1f} s; load {os.getloadavg()[0]:.1f}",
+            )
+        )
     if jfr:
         print()
         print(f"{n_events:,} events ingested; speed-up {j_wall / o_wall:.1f}x wall, {j_cpu / o_cpu:.1f}x cpu")

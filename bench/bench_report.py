@@ -15,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import Result, peak_self_mb, record  # noqa: E402
 from fixtures.report.synthetic import generate, write_incident  # noqa: E402
 from pipeline.report.compare import compare_outdirs  # noqa: E402
 from pipeline.report.report import write_report  # noqa: E402
@@ -38,6 +39,28 @@ def main() -> None:
             compare_s = time.perf_counter() - started
             size = path.stat().st_size
         print(f"{n:>10,} {build:>8.1f} {report_s:>9.1f} {compare_s:>10.1f} {size / 1024:>9.0f} KiB")
+        record(
+            Result(
+                "report.html",
+                "kforensics",
+                f"{n:,} requests",
+                0,
+                report_s,
+                peak_self_mb(),
+                f"{n / report_s:,.0f} requests/s",
+            )
+        )
+        record(
+            Result(
+                "compare (2 incidents)",
+                "kforensics",
+                f"2 x {n:,} requests",
+                0,
+                compare_s,
+                peak_self_mb(),
+                f"{2 * n / compare_s:,.0f} requests/s",
+            )
+        )
 
 
 if __name__ == "__main__":

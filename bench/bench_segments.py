@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import Result, peak_self_mb, record  # noqa: E402
 from pipeline.ingest.segments import Batch, SegmentFile, SegmentParser, batches_covering  # noqa: E402
 from pipeline.registry import ParseContext  # noqa: E402
 
@@ -188,6 +189,21 @@ def main() -> None:
         print(f"\n{'reader':<{w1}}  {'seconds':>8}  {'batches/s':>11}  {'records/s':>11}  {'MB/s':>8}")
         for what, sec, bps, rps, mbs in rows:
             print(f"{what:<{w1}}  {sec:8.2f}  {bps:11,.0f}  {rps:11,.0f}  {mbs * 1.048576:8.1f}")
+        for what, sec, bps, rps, mbs in rows:
+            tool = "kafka-python" if what.startswith("kafka-python") else "kforensics"
+            rate = f"{mbs * 1.048576:,.0f} MB/s, {bps:,.0f} batches/s" + (f", {rps:,.0f} records/s" if rps else "")
+            record(
+                Result(
+                    "segment read",
+                    tool,
+                    what,
+                    size,
+                    sec,
+                    peak_self_mb(),
+                    rate,
+                    f"load {os.getloadavg()[0]:.1f}; peak is this process's",
+                )
+            )
         load = os.getloadavg()[0]
         print(
             f"\n(1 MB = 10^6 bytes; {os.cpu_count()} cpus, load average {load:.1f}; covering answer: {len(cov.batches)} batch)"
