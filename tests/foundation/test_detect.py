@@ -1,6 +1,7 @@
 """Detection by content on files real tools produced (the shared corpus)."""
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,27 @@ def test_gzip_capture_detected_through_compression(tmp_path):
 def test_prose_and_yaml_are_not_detected(tmp_path):
     src = corpus_file("ebpf", "cloudflare__ebpf_exporter__biolatency.yaml")
     assert detect(Probe.of(src)) is None
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        ("wire/librdkafka.pcap", "pcap"),  # tcpdump of librdkafka producing to the test responder
+        ("wire/kafka_python.pcap", "pcap"),  # tcpdump of kafka-python
+        ("wire/two_interfaces.pcapng", "pcap"),
+        ("wire/librdkafka_v7.pcap.gz", "pcap"),
+        ("jvm/generated/kafka-lock-sim-jdk17.jfr", "jfr"),  # the JDK's own recording
+        ("jvm/generated/kafka-lock-sim-jdk17.jstack-l.txt", "threaddump"),  # jstack -l
+        ("jvm/generated/kafka-lock-sim-jdk17.stdout.log", "threaddump"),  # kill -3 in a JVM's stdout
+        ("ebpf/real/fs_writes.txt", "ebpf"),  # bpftrace on a loop-mounted ext4 here
+        ("ebpf/real/journal.txt", "ebpf"),
+    ],
+)
+def test_files_made_here_by_real_tools_are_detected(path, kind, tmp_path):
+    renamed = tmp_path / "artifact"
+    shutil.copy(FIXTURES / path, renamed)
+    parser = detect(Probe.of(renamed))
+    assert parser is not None and parser.kind == kind
