@@ -7,7 +7,6 @@ command failed); 2 usage, bundle or manifest error.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -24,14 +23,13 @@ from pipeline.errors import ForensicsError, UsageError
 from pipeline.explain import explain as explain_request
 from pipeline.explain import find_requests
 from pipeline.lab import lab_group
-from pipeline.output import FORMATS, emit, rich_table, stdout_console
+from pipeline.options import default_outdir, format_option, jobs_option, outdir_option
+from pipeline.output import emit, rich_table, stdout_console
 from pipeline.progress import Progress, stderr_console
 from pipeline.registry import DUMP_COMMANDS, ParseContext, Probe, detect, load_families
 from pipeline.report.commands import compare_command, report_command, run_report
 from pipeline.runner import IngestSummary, check_frame, ingest_bundle
 from pipeline.store import DB_NAME, Store
-
-DEFAULT_OUT = "kforensics-out"
 
 
 class Group(click.Group):
@@ -46,28 +44,6 @@ class Group(click.Group):
         except duckdb.Error as exc:
             click.echo(f"error: {str(exc).splitlines()[0]}", err=True)
             sys.exit(1)
-
-
-def outdir_option(f):
-    return click.option(
-        "-o",
-        "--outdir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=lambda: os.environ.get("KFORENSICS_OUT", DEFAULT_OUT),
-        show_default=f"$KFORENSICS_OUT or {DEFAULT_OUT}",
-        help="Output directory holding incident.duckdb and parquet/.",
-    )(f)
-
-
-def format_option(f):
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="Aligned table for people, csv or json for scripts.",
-    )(f)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -85,17 +61,6 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"quiet": quiet}
-
-
-def jobs_option(f):
-    return click.option(
-        "-j",
-        "--jobs",
-        type=click.IntRange(1, 64),
-        default=lambda: os.cpu_count() or 1,
-        show_default="the machine's cores",
-        help="Worker processes that parse artifacts in parallel.",
-    )(f)
 
 
 def _ingest(ctx: click.Context, bundle_path: Path, outdir: Path, strict: bool, jobs: int) -> IngestSummary:
@@ -189,7 +154,7 @@ def _correlate(ctx: click.Context, outdir: Path, overrides: dict[str, float]) ->
 @click.pass_context
 def correlate(ctx: click.Context, outdir: Path | None, slo_ms: float | None, handler_threads: int | None) -> None:
     """Attribute every slow produce request in OUTDIR (re-runnable after ingest)."""
-    outdir = outdir or Path(os.environ.get("KFORENSICS_OUT", DEFAULT_OUT))
+    outdir = outdir or default_outdir()
     if not (outdir / DB_NAME).exists():
         raise UsageError(f"no {DB_NAME} in {outdir}: run `kforensics ingest BUNDLE -o {outdir}` first")
     overrides = {"slo_ms": slo_ms, "handler_threads": handler_threads}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -10,41 +9,14 @@ import click
 import polars as pl
 
 from pipeline.errors import ForensicsError, UsageError
-from pipeline.output import FORMATS, emit, rich_table, stdout_console
+from pipeline.options import format_option, outdir_option
+from pipeline.output import emit, rich_table, stdout_console
 from pipeline.progress import stderr_console
 from pipeline.report.data import Missing
-
-DEFAULT_OUT = "kforensics-out"
 
 
 class ReportError(ForensicsError):
     """The report or comparison could not be written."""
-
-
-def _default_out() -> str:
-    return os.environ.get("KFORENSICS_OUT", DEFAULT_OUT)
-
-
-def _outdir_option(help_text: str):
-    return click.option(
-        "-o",
-        "--outdir",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=_default_out,
-        show_default=f"$KFORENSICS_OUT or {DEFAULT_OUT}",
-        help=help_text,
-    )
-
-
-def _format_option(f):
-    return click.option(
-        "--format",
-        "fmt",
-        type=click.Choice(FORMATS),
-        default="table",
-        show_default=True,
-        help="Rich tables for people, csv or json for scripts.",
-    )(f)
 
 
 def plain(text: str) -> str:
@@ -90,8 +62,8 @@ def run_report(outdir: Path, con=None, *, quiet: bool = False) -> Path:
 
 @click.command("report")
 @click.argument("outdir_arg", metavar="[OUTDIR]", required=False, type=click.Path(file_okay=False, path_type=Path))
-@_outdir_option("Incident directory holding incident.duckdb (same as the OUTDIR argument).")
-@_format_option
+@outdir_option(help_text="Incident directory holding incident.duckdb (same as the OUTDIR argument).")
+@format_option
 def report_command(outdir_arg: Path | None, outdir: Path, fmt: str) -> None:
     """Write OUTDIR/report.html and print the latency and cause summary.
 
@@ -126,8 +98,8 @@ def report_command(outdir_arg: Path | None, outdir: Path, fmt: str) -> None:
     "defaults to the directory names.",
 )
 @click.option("--slo-ms", type=float, default=None, help="SLO for every incident [default: the first incident's].")
-@_outdir_option("Directory to write compare.html into.")
-@_format_option
+@outdir_option(help_text="Directory to write compare.html into.")
+@format_option
 def compare_command(incidents: tuple[Path, ...], labels: tuple[str, ...], slo_ms: float | None, outdir: Path, fmt: str):
     """Compare incident directories A B [C ...] side by side; the first is the baseline.
 
