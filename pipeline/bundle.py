@@ -12,6 +12,7 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -176,8 +177,8 @@ def archive_kind(path: Path) -> str | None:
     try:
         if tarfile.is_tarfile(path):
             return "tar"
-    except OSError:
-        pass
+    except (OSError, EOFError, ValueError, zlib.error, tarfile.TarError):
+        pass  # a cut or damaged compressed stream is no archive we can read
     return None
 
 
