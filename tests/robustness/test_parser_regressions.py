@@ -1,0 +1,52 @@
+"""Inputs fuzzing found that made a parser crash, each reduced to a few lines, and what the
+parser must say about them instead."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fuzz.harness import parse_bytes, problems
+
+REGRESSIONS = Path(__file__).resolve().parent / "regressions"
+
+KIT_HEAD = (
+    "Attaching 12 probes...\n"
+    "# kforensics bpftrace fs_writes v1 dev=7340032 min_us=0\n"
+    "# anchor nsecs=2724662566548 wall=2026-11-26T01:02:14.700820+0000\n"
+    "# columns\tevent\tstart_ns\tend_ns\ttid\tpid\tcomm\tbytes\tfile_offset\tdev\tfs\tdir_len\tpath\n"
+)
+KIT_ROW = "write\t{start}\t2725302786924\t3923\t{pid}\tdata-plane-kafk\t498\t0\t7340032\text4\t8\torders-0/00000000000001234567.log\n"
+
+
+def _errors(outcome):
+    return [(e.position, e.what) for e in outcome.errors if e.severity != "info"]
+
+
+def test_ebpf_kit_row_with_a_timestamp_beyond_64_bits(tmp_path):
+    good = KIT_ROW.format(start=2725302770849, pid=3922)
+    bad = KIT_ROW.format(start="27326550333333333333333333399888", pid=3922)
+    outcome = parse_bytes("ebpf", (KIT_HEAD + good + bad + good).encode(), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 2
+    assert _errors(outcome) == [(6, "bad_row")]
+    assert "out of range" in next(e.message for e in outcome.errors if e.what == "bad_row")
+
+
+def test_ebpf_kit_row_with_a_pid_beyond_64_bits(tmp_path):
+    good = KIT_ROW.format(start=2725302770849, pid=3922)
+    bad = KIT_ROW.format(start=2725302770849, pid="9" * 25)
+    outcome = parse_bytes("ebpf", (KIT_HEAD + bad + good).encode(), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 1
+    assert _errors(outcome) == [(5, "bad_row")]
+    assert "does not fit its column" in next(e.message for e in outcome.errors if e.what == "bad_row")
+
+
+def test_fuzzer_found_inputs_stay_fixed(tmp_path):
+    """Every file in regressions/ is named ``<kind>-<what>.bin`` and parses without a crash."""
+    files = sorted(REGRESSIONS.glob("*.bin"))
+    assert files
+    for f in files:
+        kind = f.name.split("-")[0]
+        outcome = parse_bytes(kind, f.read_bytes(), tmp_path / f.stem)
+        assert problems(outcome) == [], f.name
