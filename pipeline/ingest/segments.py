@@ -495,7 +495,8 @@ def control_type(walk: SegmentWalk, batch: Batch) -> str | None:
 class SegmentFile:
     """A segment mapped read-only (gzip segments are first inflated to a temporary file)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, ctx: ParseContext | None = None) -> None:
+        """With ``ctx``, a damaged gzip stream keeps what inflates and records the loss."""
         self.path = Path(path)
         self._tmp: IO[bytes] | None = None
         f = open(self.path, "rb")
@@ -504,7 +505,7 @@ class SegmentFile:
 
             self._tmp = tempfile.TemporaryFile()
             f.seek(0)
-            with gzip.GzipFile(fileobj=f) as g:
+            with ctx.open() if ctx is not None else gzip.GzipFile(fileobj=f) as g:
                 shutil.copyfileobj(g, self._tmp, 1 << 20)
             f.close()
             f = self._tmp
@@ -870,7 +871,7 @@ class SegmentParser(Parser):
         index_rows: list[tuple[int, int, int, int | None]] = []
         prev_last: int | None = None
         damaged = False
-        with SegmentFile(ctx.path) as sf:
+        with SegmentFile(ctx.path, ctx) as sf:
             walk = sf.walk()
             try:
                 for n_items, item in enumerate(walk):

@@ -50,3 +50,28 @@ def test_fuzzer_found_inputs_stay_fixed(tmp_path):
         kind = f.name.split("-")[0]
         outcome = parse_bytes(kind, f.read_bytes(), tmp_path / f.stem)
         assert problems(outcome) == [], f.name
+
+
+SEGMENT = Path(__file__).resolve().parents[2] / "fixtures/demo/segments/topicD-7/00000000000398845686.log"
+
+
+def test_gzip_segment_with_a_damaged_header_is_data_loss_not_a_crash(tmp_path):
+    import gzip
+
+    data = bytearray(gzip.compress(SEGMENT.read_bytes()))
+    data[2] = 0xFF  # compression method: none known
+    outcome = parse_bytes("segment", bytes(data), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.status == "failed"
+    assert [(e.position, e.what, e.severity) for e in outcome.errors] == [(0, "gzip_damaged", "data_loss")]
+
+
+def test_cut_gzip_segment_keeps_what_inflates(tmp_path):
+    import gzip
+
+    raw = SEGMENT.read_bytes()
+    data = gzip.compress(raw)
+    outcome = parse_bytes("segment", data[:-20], tmp_path)
+    assert problems(outcome) == []
+    assert [(e.what, e.severity) for e in outcome.errors] == [("gzip_damaged", "data_loss"), ("truncated_tail", "info")]
+    assert 0 < outcome.errors[0].position < len(raw)
