@@ -251,10 +251,26 @@ class _TextParser:
             t.ownable_synchronizers.append(norm_addr(m.group(1)))
 
 
-def _rows_from_text(p: _TextParser) -> list[dict]:
+_I32, _I64 = (-(1 << 31), (1 << 31) - 1), (-(1 << 63), (1 << 63) - 1)
+
+
+def _fit(value: int | None, bounds: tuple[int, int], what: str, position: int, ctx: ParseContext) -> int | None:
+    """``value`` if its column can hold it, else None with an error at the thread's line."""
+    if value is None or bounds[0] <= value <= bounds[1]:
+        return value
+    ctx.error(position, "bad_number", f"{what} {value} does not fit its column: left null", unit="line")
+    return None
+
+
+def _rows_from_text(p: _TextParser, ctx: ParseContext) -> list[dict]:
     rows = []
     for d in p.dumps:
         for t in d.threads:
+            pos = t.position
+            t.java_thread_id = _fit(t.java_thread_id, _I64, "java thread id", pos, ctx)
+            t.prio = _fit(t.prio, _I32, "prio", pos, ctx)
+            t.os_prio = _fit(t.os_prio, _I32, "os_prio", pos, ctx)
+            tid = _fit(nid_to_tid(t.nid), _I64, "nid", pos, ctx)
             rows.append(
                 {
                     "position": t.position,
@@ -263,7 +279,7 @@ def _rows_from_text(p: _TextParser) -> list[dict]:
                     "name": t.name,
                     "java_thread_id": t.java_thread_id,
                     "nid": t.nid,
-                    "tid": nid_to_tid(t.nid),
+                    "tid": tid,
                     "state": t.state or (t.header_state.upper().replace(" ", "_") if t.header_state else None),
                     "state_detail": t.state_detail,
                     "header_state": t.header_state,
@@ -405,7 +421,7 @@ def parse_dump_text(lines, ctx: ParseContext) -> list[dict]:
             )
         if not d.threads:
             ctx.error(d.line, "empty_dump", f"dump {d.index} lists no thread", unit="line")
-    return _rows_from_text(p)
+    return _rows_from_text(p, ctx)
 
 
 @register

@@ -75,3 +75,25 @@ def test_cut_gzip_segment_keeps_what_inflates(tmp_path):
     assert problems(outcome) == []
     assert [(e.what, e.severity) for e in outcome.errors] == [("gzip_damaged", "data_loss"), ("truncated_tail", "info")]
     assert 0 < outcome.errors[0].position < len(raw)
+
+
+def test_thread_dump_numbers_beyond_their_columns_are_left_null_with_an_error(tmp_path):
+    text = (
+        "2026-11-20 17:58:01\n"
+        "Full thread dump OpenJDK 64-Bit Server VM (17.0.9+9 mixed mode):\n\n"
+        '"a" #12 daemon prio=5 os_prio=0 cpu=1.00ms elapsed=2.00s tid=0x00007f nid=0x'
+        + "f"
+        * 40
+        + " waiting on condition  [0x0]\n"
+        "   java.lang.Thread.State: RUNNABLE\n\n"
+        '"b" #99999999999999999999 prio=99999999999 os_prio=0 cpu=1.00ms elapsed=2.00s tid=0x1 nid=0x1e61 runnable\n'
+        "   java.lang.Thread.State: RUNNABLE\n"
+    )
+    outcome = parse_bytes("threaddump", text.encode(), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 2
+    assert [(e.position, e.what) for e in outcome.errors if e.severity == "error"] == [
+        (4, "bad_number"),
+        (7, "bad_number"),
+        (7, "bad_number"),
+    ]
