@@ -305,6 +305,14 @@ def _text(v) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def _list(v) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
 def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
     try:
         doc = json.loads(text)
@@ -313,22 +321,29 @@ def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
             exc.lineno, "bad_json", f"JSON thread dump does not parse: {exc.msg}", unit="line", skipped_bytes=len(text)
         )
         return []
+    except RecursionError:
+        ctx.error(1, "bad_json", "JSON thread dump nests too deeply to be read", unit="line", skipped_bytes=len(text))
+        return []
     td = doc.get("threadDump") if isinstance(doc, dict) else None
     if not isinstance(td, dict):
         ctx.error(1, "bad_json", "no threadDump object", unit="line", skipped_bytes=len(text))
         return []
-    local = td.get("time")
+    local = _text(td.get("time"))
     lines = text.splitlines()
     # line of each thread entry, for positions: the n-th '"tid":' key
     tid_lines = [i + 1 for i, line in enumerate(lines) if line.lstrip().startswith('"tid"')]
     rows = []
     n = 0
-    for cont in td.get("threadContainers") or []:
-        for th in cont.get("threads") or []:
+    for cont in _list(td.get("threadContainers")):
+        for th in _list(cont.get("threads")) if isinstance(cont, dict) else []:
             pos = tid_lines[n] if n < len(tid_lines) else None
+            if not isinstance(th, dict):
+                ctx.error(pos or 1, "bad_json", f"thread entry is not an object: {str(th)[:80]!r}", unit="line")
+                continue
             n += 1
             jid = th.get("tid")
-            owned = th.get("monitorsOwned") or []
+            jid = int(jid) if jid is not None and str(jid).isdigit() else None
+            owned = _list(th.get("monitorsOwned"))
             locked = []
             for o in owned:
                 for lock in o.get("locks", []) if isinstance(o, dict) else []:
@@ -339,25 +354,25 @@ def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
                     "position": pos,
                     "dump_local": local,
                     "dump_index": 0,
-                    "name": th.get("name"),
-                    "java_thread_id": int(jid) if jid is not None and str(jid).isdigit() else None,
+                    "name": _text(th.get("name")),
+                    "java_thread_id": _fit(jid, _I64, "java thread id", pos or 1, ctx),
                     "nid": None,
                     "tid": None,
-                    "state": th.get("state"),
+                    "state": _text(th.get("state")),
                     "state_detail": None,
                     "header_state": None,
                     "daemon": None,
-                    "virtual": th.get("virtual"),
+                    "virtual": th.get("virtual") if isinstance(th.get("virtual"), bool) else None,
                     "prio": None,
                     "os_prio": None,
                     "cpu_ms": None,
                     "elapsed_s": None,
                     "waiting_to_lock": _text(th.get("blockedOn")),
-                    "waiting_on": _text(th.get("waitingOn")) or _text((th.get("parkBlocker") or {}).get("object")),
+                    "waiting_on": _text(th.get("waitingOn")) or _text(_dict(th.get("parkBlocker")).get("object")),
                     "locked": locked,
                     "ownable_synchronizers": [],
                     "in_deadlock": False,
-                    "stack": [str(s) for s in th.get("stack") or []],
+                    "stack": [str(s) for s in _list(th.get("stack"))],
                 }
             )
     ctx.error(

@@ -97,3 +97,27 @@ def test_thread_dump_numbers_beyond_their_columns_are_left_null_with_an_error(tm
         (7, "bad_number"),
         (7, "bad_number"),
     ]
+
+
+def test_json_thread_dump_nested_too_deeply_is_bad_json(tmp_path):
+    text = '{"threadDump": {"threadContainers": [{"threads": ' + "[" * 100_000 + "]" * 100_000 + "}]}}"
+    outcome = parse_bytes("threaddump", text.encode(), tmp_path)
+    assert problems(outcome) == []
+    assert [(e.position, e.what, e.message) for e in outcome.errors] == [
+        (1, "bad_json", "JSON thread dump nests too deeply to be read")
+    ]
+
+
+def test_json_thread_dump_with_entries_of_the_wrong_type(tmp_path):
+    text = (
+        '{"threadDump": {"time": 5, "threadContainers": [1, {"threads": [\n2,\n'
+        '{"tid": "123456789012345678901234567890", "stack": 5, "name": 7, "monitorsOwned": 3, "parkBlocker": 1},\n'
+        '{"tid": "8", "stack": ["a.b(X.java:1)"], "name": "main"}]}]}}'
+    )
+    outcome = parse_bytes("threaddump", text.encode(), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 2
+    assert [(e.position, e.what) for e in outcome.errors if e.severity == "error"] == [
+        (1, "bad_json"),
+        (1, "bad_number"),
+    ]
