@@ -91,6 +91,11 @@ def nid_to_tid(nid: str | None) -> int | None:
     return int(nid, 16) if nid.lower().startswith("0x") else int(nid)
 
 
+# A JVM's deepest real stacks (a StackOverflowError) hold some 10k-60k frames; past this a
+# thread's frames are counted, not kept, so one absurd stack cannot exhaust memory.
+MAX_STACK_FRAMES = 100_000
+
+
 @dataclass
 class _Thread:
     position: int
@@ -113,6 +118,7 @@ class _Thread:
     locked: list[str] = field(default_factory=list)
     ownable_synchronizers: list[str] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)
+    frames_dropped: int = 0  # frames beyond MAX_STACK_FRAMES
     in_ownable: bool = False
 
     def parse_header(self) -> None:
@@ -229,7 +235,10 @@ class _TextParser:
             self.thread = None
             return
         if m := _AT.match(line):
-            t.stack.append(m.group(1).strip())
+            if len(t.stack) < MAX_STACK_FRAMES:
+                t.stack.append(m.group(1).strip())
+            else:
+                t.frames_dropped += 1
             return
         if m := _LOCK.match(line):
             addr = norm_addr(m.group("addr"))
@@ -434,6 +443,16 @@ def parse_dump_text(lines, ctx: ParseContext) -> list[dict]:
                 unit="line",
                 severity="info",
             )
+        for t in d.threads:
+            if t.frames_dropped:
+                ctx.error(
+                    t.position,
+                    "stack_too_deep",
+                    f"thread {t.name!r} has {MAX_STACK_FRAMES + t.frames_dropped} frames: "
+                    f"the first {MAX_STACK_FRAMES} are kept",
+                    unit="line",
+                    severity="data_loss",
+                )
         if not d.threads:
             ctx.error(d.line, "empty_dump", f"dump {d.index} lists no thread", unit="line")
     return _rows_from_text(p, ctx)
