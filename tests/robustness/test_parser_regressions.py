@@ -121,3 +121,14 @@ def test_json_thread_dump_with_entries_of_the_wrong_type(tmp_path):
         (1, "bad_json"),
         (1, "bad_number"),
     ]
+
+
+def test_thread_dump_cpu_and_elapsed_that_are_not_numbers_are_left_null(tmp_path):
+    text = (
+        "Full thread dump OpenJDK 64-Bit Server VM (17.0.9+9 mixed mode):\n\n"
+        '"a" #12 prio=5 os_prio=0 cpu=.4348.57ms elapsed=1.2.3s tid=0x1 nid=0x1e61 runnable\n'
+        "   java.lang.Thread.State: RUNNABLE\n"
+    )
+    outcome = parse_bytes("threaddump", text.encode(), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 1 and outcome.status == "ok"
