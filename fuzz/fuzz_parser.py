@@ -1,6 +1,7 @@
 """Coverage-guided fuzzing of one parser with atheris, from seeds of real files.
 
     python fuzz/fuzz_parser.py KIND [-max_total_time=60] [-runs=N]
+    python fuzz/fuzz_parser.py KIND crash-1234...     replay saved inputs (no fuzzing)
 
 Crashes (an exception escaping the parser, an error row without a position, or a hang
 past the budget) abort with the input saved by libFuzzer as ``crash-*``.
@@ -41,7 +42,8 @@ def main() -> None:
         if bad:
             raise RuntimeError(f"{kind} parser misbehaved: {bad[0]}")
 
-    atheris.Setup([sys.argv[0], *args, str(corpus)], one_input)
+    replay = any(not a.startswith("-") and Path(a).is_file() for a in args)
+    atheris.Setup([sys.argv[0], *args, *([] if replay else [str(corpus)])], one_input)
     atheris.Fuzz()
 
 
