@@ -132,3 +132,18 @@ def test_thread_dump_cpu_and_elapsed_that_are_not_numbers_are_left_null(tmp_path
     outcome = parse_bytes("threaddump", text.encode(), tmp_path)
     assert problems(outcome) == []
     assert outcome.rows == 1 and outcome.status == "ok"
+
+
+def test_gzip_segment_inflating_past_the_cap_stops_with_data_loss(tmp_path, monkeypatch):
+    import gzip
+
+    from pipeline.ingest import segments
+
+    raw = SEGMENT.read_bytes()
+    monkeypatch.setattr(segments, "MAX_INFLATED", len(raw) + 100)  # the real cap is 2 GiB
+    data = gzip.compress(raw + bytes(3 << 20))  # a batch, then 3 MiB of zeros
+    outcome = parse_bytes("segment", data, tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 2  # the batch before the cap is read
+    loss = [(e.position, e.what) for e in outcome.errors if e.severity == "data_loss"]
+    assert loss[0] == (len(raw) + 100, "gzip_too_large")
