@@ -474,7 +474,10 @@ class Codec:
         pat = re.compile(src)
 
         def skip_prim(buf, pos, _m=pat.match):
-            return _m(buf, pos).end()
+            m = _m(buf, pos)
+            if m is None:
+                raise JfrFormatError(pos, f"cannot read field {f.name}")
+            return m.end()
 
         return skip_prim
 

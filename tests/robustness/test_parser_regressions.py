@@ -147,3 +147,19 @@ def test_gzip_segment_inflating_past_the_cap_stops_with_data_loss(tmp_path, monk
     assert outcome.rows == 2  # the batch before the cap is read
     loss = [(e.position, e.what) for e in outcome.errors if e.severity == "data_loss"]
     assert loss[0] == (len(raw) + 100, "gzip_too_large")
+
+
+def test_jfr_skipping_a_value_past_the_end_is_a_format_error():
+    """Fuzzing found a pool entry whose last field lay past the end of the recording."""
+    import pytest
+
+    from pipeline.ingest.jfr_format import Codec, JfrFormatError, read_header, read_metadata
+
+    buf = (Path(__file__).resolve().parents[2] / "fixtures/demo/jvm/broker.jfr").read_bytes()
+    types = read_metadata(buf, read_header(buf, 0))
+    codec = Codec(types, compressed=True)
+    thread = next(tid for tid, t in types.items() if t.name == "java.lang.Thread")
+    skip = codec.skipper(thread)
+    entry = b"\x03\x04main"  # osName "main", then the recording ends before osThreadId
+    with pytest.raises(JfrFormatError, match="cannot read field osThreadId"):
+        skip(entry, 0)
