@@ -9,6 +9,7 @@ the shared corpus and of ``fixtures/`` that detection assigns to a kind.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +21,8 @@ from pipeline.registry import ParseContext, Parser, Probe, detect, parsers
 from pipeline.runner import ParseOutcome, parse_artifact
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+# The shared corpus sits beside the checkout; KFORENSICS_CORPUS points elsewhere (a worktree).
+CORPUS = Path(os.environ.get("KFORENSICS_CORPUS") or REPO.parent / "shared" / "corpus")
 # Names under which inputs are written: some kinds are recognised by their path too.
 FILENAMES = {"segment": "fuzztopic-3/00000000000000000000.log"}
 # A manifest that anchors every clock, so time-of-day and boot-relative lines are parsed.

@@ -12,6 +12,8 @@ import shutil
 import stat
 import tarfile
 import zipfile
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -20,7 +22,9 @@ from pipeline.manifest import MANIFEST_NAME, Manifest, load_manifest
 
 MAX_TOTAL_BYTES = 64 * 1024**3
 MAX_FILES = 100_000
-MAX_RATIO = 200  # uncompressed / compressed, per zip member, for members over 1 MiB
+MAX_RATIO = 200  # uncompressed / compressed, per archive member, for members over 1 MiB
+# How far a compressed tar stream may read ahead of what a member's bytes really needed.
+TAR_READ_AHEAD = 256 * 1024
 COPY_CHUNK = 1024 * 1024
 EXTRACT_DIR = ".bundle"
 
@@ -68,7 +72,9 @@ class _Budget:
         if self.files > self.limits.max_files:
             raise UnsafeBundle(f"archive has more than {self.limits.max_files} files (at '{name}'): refused")
 
-    def copy(self, src, dst_path: Path, name: str, compressed: int | None = None) -> None:
+    def copy(self, src, dst_path: Path, name: str, compressed: int | Callable[[], int] | None = None) -> None:
+        """Copy one member; ``compressed`` is its compressed size, or a function giving the
+        compressed bytes read so far for it (a compressed tar stream)."""
         written = 0
         with open(dst_path, "wb") as dst:
             while chunk := src.read(COPY_CHUNK):
@@ -81,7 +87,7 @@ class _Budget:
                 if (
                     compressed is not None
                     and written > 1024**2
-                    and written > self.limits.max_ratio * max(compressed, 1)
+                    and written > self.limits.max_ratio * max(compressed() if callable(compressed) else compressed, 1)
                 ):
                     raise UnsafeBundle(
                         f"archive member '{name}' expands more than {self.limits.max_ratio}x: refused as a decompression bomb"
@@ -99,7 +105,8 @@ def _target(dest: Path, rel: PurePosixPath) -> Path:
 def _extract_tar(src: Path, dest: Path, limits: Limits) -> None:
     budget = _Budget(limits)
     try:
-        with tarfile.open(src, mode="r:*") as tar:
+        with open(src, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
+            compressed = tar.fileobj is not raw  # gzip, bzip2 or xz around the tar stream
             for m in tar:
                 rel = _check_name(m.name)
                 if m.issym() or m.islnk():
@@ -119,7 +126,10 @@ def _extract_tar(src: Path, dest: Path, limits: Limits) -> None:
                 fobj = tar.extractfile(m)
                 if fobj is None:
                     raise UnsafeBundle(f"archive member '{m.name}' cannot be read: refused")
-                budget.copy(fobj, out, m.name)
+                start = raw.tell()
+                # compressed bytes read for this member, generously counted (read-ahead)
+                consumed = (lambda start=start: raw.tell() - start + TAR_READ_AHEAD) if compressed else None
+                budget.copy(fobj, out, m.name, compressed=consumed)
     except (tarfile.TarError, EOFError, OSError) as exc:
         if isinstance(exc, UnsafeBundle):
             raise
@@ -167,8 +177,8 @@ def archive_kind(path: Path) -> str | None:
     try:
         if tarfile.is_tarfile(path):
             return "tar"
-    except OSError:
-        pass
+    except (OSError, EOFError, ValueError, zlib.error, tarfile.TarError):
+        pass  # a cut or damaged compressed stream is no archive we can read
     return None
 
 

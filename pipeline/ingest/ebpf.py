@@ -114,7 +114,11 @@ SEGMENT_PATH = r"(?:^|/)([^/]+)-(\d+)/(\d{20}\.log)$"
 KIT_FS_COLUMNS = [
     "event", "start_ns", "end_ns", "tid", "pid", "comm", "bytes", "file_offset", "dev", "fs", "dir_len", "path",
 ]  # fmt: skip
-KIT_FS_ROW = r"^(?:write|fsync|read|open)\t\d+\t\d+\t\d+\t\d+\t[^\t]*\t(?:-|\d+)\t(?:-|\d+)\t\d+\t[^\t]*\t\d+\t[^\t]*$"
+# Integers of at most 18 digits fit a 64-bit column; longer ones take the line-by-line path.
+KIT_FS_ROW = (
+    r"^(?:write|fsync|read|open)\t\d{1,18}\t\d{1,18}\t\d{1,18}\t\d{1,18}\t[^\t]*\t(?:-|\d{1,18})\t(?:-|\d{1,18})"
+    r"\t\d{1,18}\t[^\t]*\t\d{1,18}\t[^\t]*$"
+)
 
 OPERATIONS = {"R": "read", "W": "write", "O": "open", "S": "fsync", "F": "fsync", "G": "getattr"}
 FS_EVENTS = {"write", "read", "open", "fsync", "getattr"}
@@ -244,10 +248,20 @@ class Clock:
             if count:
                 self.miss(self.MONO_MISS, line)
             return None
-        return (base + ns) // 1000 + self.offset_us
+        return _in_range((base + ns) // 1000 + self.offset_us)
 
     def epoch_ns(self, ns: int) -> int:
-        return ns // 1000 + self.offset_us
+        return _in_range(ns // 1000 + self.offset_us)
+
+
+# Instants a timestamp column holds: years 1 to 9999, in µs since the epoch.
+_MIN_US, _MAX_US = -62_135_596_800_000_000, 253_402_300_800_000_000
+
+
+def _in_range(us: int) -> int:
+    if not _MIN_US <= us < _MAX_US:
+        raise ValueError(f"instant {us} µs since the epoch is out of range")
+    return us
 
 
 class _Rows:
@@ -257,11 +271,21 @@ class _Rows:
         self.table, self.columns = table, columns
         self.cols: dict[str, list[Any]] = {c: [] for c in columns}
         self.cut_positions: set[int] = set()  # rows whose directory name the tracer cut short
+        bounds = {"I64": (-(1 << 63), (1 << 63) - 1), "I32": (-(1 << 31), (1 << 31) - 1)}
+        self.int_columns = [
+            (name, *bounds["I32" if dtype == I32 else "I64"])
+            for name, dtype in columns.items()
+            if dtype in (I64, I32, TIMESTAMP)
+        ]
 
     def __len__(self) -> int:
         return len(self.cols["position"])
 
     def add(self, **values: Any) -> None:
+        for name, lo, hi in self.int_columns:
+            v = values.get(name)
+            if v is not None and not lo <= v <= hi:
+                raise ValueError(f"{name} {v} does not fit its column")
         for name, col in self.cols.items():
             col.append(values.get(name))
 
@@ -388,6 +412,12 @@ class EbpfLogReader:
             )
 
     def line(self, no: int, line: str, nbytes: int) -> None:
+        try:
+            self._line(no, line, nbytes)
+        except (ValueError, OverflowError) as exc:  # numbers no column can hold
+            self.note(no, "bad_row", f"row not understood ({exc}): {line[:200]!r}", "error", nbytes)
+
+    def _line(self, no: int, line: str, nbytes: int) -> None:
         if not line.strip():
             return
         if self.kit_fast and line[0] not in " \t#" and "\t" in line:

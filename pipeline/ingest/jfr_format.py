@@ -221,6 +221,8 @@ def read_string(buf, pos: int, compressed: bool = True):
         )
     if tag == 2:
         return ("$ref", n), pos
+    if n < 0 or n > len(buf) - pos:  # every character takes at least one byte
+        raise JfrFormatError(pos, f"string of {n} characters cannot fit in the remaining {len(buf) - pos} bytes")
     if tag == 3:
         return bytes(buf[pos : pos + n]).decode("utf-8", "replace"), pos + n
     if tag == 5:
@@ -253,7 +255,9 @@ def read_metadata(buf, header: ChunkHeader) -> dict[int, TypeDesc]:
     cur.long()  # duration
     cur.long()  # metadata id
     strings = []
-    for _ in range(cur.int_()):
+    count = cur.int_()
+    _check_count(count, buf, cur.pos)
+    for _ in range(count):
         s = cur.string()
         strings.append(s if isinstance(s, str) else "")
 
@@ -470,7 +474,10 @@ class Codec:
         pat = re.compile(src)
 
         def skip_prim(buf, pos, _m=pat.match):
-            return _m(buf, pos).end()
+            m = _m(buf, pos)
+            if m is None:
+                raise JfrFormatError(pos, f"cannot read field {f.name}")
+            return m.end()
 
         return skip_prim
 
@@ -750,7 +757,9 @@ class Recording:
         cur.long()  # delta to the previous checkpoint
         cur.byte()  # type mask (flush, chunk header, statics, thread)
         types = chunk.types
-        for _ in range(cur.int_()):
+        pools = cur.int_()
+        _check_count(pools, self.buf, cur.pos)
+        for _ in range(pools):
             type_id = cur.long()
             t = types.get(type_id)
             if t is None:
@@ -760,6 +769,7 @@ class Recording:
             count = cur.int_()
             p = cur.pos
             buf = self.buf
+            _check_count(count, buf, p)
             if chunk.codec.compressed:
                 for _ in range(count):
                     key, p = read_varint(buf, p)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import mmap
 import re
-import shutil
 import struct
 import tempfile
 import zlib
@@ -492,10 +491,15 @@ def control_type(walk: SegmentWalk, batch: Batch) -> str | None:
 # -- files ------------------------------------------------------------------------------------
 
 
+# Kafka's segment.bytes is at most 2^31-1: a gzip segment inflating past that is no segment.
+MAX_INFLATED = (1 << 31) - 1
+
+
 class SegmentFile:
     """A segment mapped read-only (gzip segments are first inflated to a temporary file)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, ctx: ParseContext | None = None) -> None:
+        """With ``ctx``, a damaged gzip stream keeps what inflates and records the loss."""
         self.path = Path(path)
         self._tmp: IO[bytes] | None = None
         f = open(self.path, "rb")
@@ -504,8 +508,22 @@ class SegmentFile:
 
             self._tmp = tempfile.TemporaryFile()
             f.seek(0)
-            with gzip.GzipFile(fileobj=f) as g:
-                shutil.copyfileobj(g, self._tmp, 1 << 20)
+            with ctx.open() if ctx is not None else gzip.GzipFile(fileobj=f) as g:
+                written = 0
+                while chunk := g.read(1 << 20):
+                    if written + len(chunk) > MAX_INFLATED:
+                        self._tmp.write(chunk[: MAX_INFLATED - written])
+                        if ctx is not None:
+                            ctx.error(
+                                MAX_INFLATED,
+                                "gzip_too_large",
+                                f"gzip segment inflates beyond {MAX_INFLATED} bytes, more than a Kafka segment "
+                                "holds: the rest is not read",
+                                severity="data_loss",
+                            )
+                        break
+                    self._tmp.write(chunk)
+                    written += len(chunk)
             f.close()
             f = self._tmp
         self._file = f
@@ -870,7 +888,7 @@ class SegmentParser(Parser):
         index_rows: list[tuple[int, int, int, int | None]] = []
         prev_last: int | None = None
         damaged = False
-        with SegmentFile(ctx.path) as sf:
+        with SegmentFile(ctx.path, ctx) as sf:
             walk = sf.walk()
             try:
                 for n_items, item in enumerate(walk):

@@ -66,8 +66,8 @@ _JID = re.compile(r"(?:^|\s)#(\d+)(?:\s|$)")
 _ID_OLD = re.compile(r"(?:^|\s)id=(\d+)(?:\s|$)")
 _PRIO = re.compile(r"(?:^|\s)prio=(-?\d+)")
 _OS_PRIO = re.compile(r"os_prio=(-?\d+)")
-_CPU = re.compile(r"cpu=([\d.]+)ms")
-_ELAPSED = re.compile(r"elapsed=([\d.]+)s")
+_CPU = re.compile(r"cpu=(\d+(?:\.\d+)?)ms")
+_ELAPSED = re.compile(r"elapsed=(\d+(?:\.\d+)?)s")
 _NID = re.compile(r"nid=(0x[0-9a-fA-F]+|\d+)(?P<after>.*)$")
 _OLD_STATE = re.compile(r"(?:^|\s)in (\w+)")
 _STATE = re.compile(r"^\s+java\.lang\.Thread\.State: (\w+)(?: \((.*)\))?")
@@ -89,6 +89,11 @@ def nid_to_tid(nid: str | None) -> int | None:
     if not nid:
         return None
     return int(nid, 16) if nid.lower().startswith("0x") else int(nid)
+
+
+# A JVM's deepest real stacks (a StackOverflowError) hold some 10k-60k frames; past this a
+# thread's frames are counted, not kept, so one absurd stack cannot exhaust memory.
+MAX_STACK_FRAMES = 100_000
 
 
 @dataclass
@@ -113,6 +118,7 @@ class _Thread:
     locked: list[str] = field(default_factory=list)
     ownable_synchronizers: list[str] = field(default_factory=list)
     stack: list[str] = field(default_factory=list)
+    frames_dropped: int = 0  # frames beyond MAX_STACK_FRAMES
     in_ownable: bool = False
 
     def parse_header(self) -> None:
@@ -229,7 +235,10 @@ class _TextParser:
             self.thread = None
             return
         if m := _AT.match(line):
-            t.stack.append(m.group(1).strip())
+            if len(t.stack) < MAX_STACK_FRAMES:
+                t.stack.append(m.group(1).strip())
+            else:
+                t.frames_dropped += 1
             return
         if m := _LOCK.match(line):
             addr = norm_addr(m.group("addr"))
@@ -251,10 +260,26 @@ class _TextParser:
             t.ownable_synchronizers.append(norm_addr(m.group(1)))
 
 
-def _rows_from_text(p: _TextParser) -> list[dict]:
+_I32, _I64 = (-(1 << 31), (1 << 31) - 1), (-(1 << 63), (1 << 63) - 1)
+
+
+def _fit(value: int | None, bounds: tuple[int, int], what: str, position: int, ctx: ParseContext) -> int | None:
+    """``value`` if its column can hold it, else None with an error at the thread's line."""
+    if value is None or bounds[0] <= value <= bounds[1]:
+        return value
+    ctx.error(position, "bad_number", f"{what} {value} does not fit its column: left null", unit="line")
+    return None
+
+
+def _rows_from_text(p: _TextParser, ctx: ParseContext) -> list[dict]:
     rows = []
     for d in p.dumps:
         for t in d.threads:
+            pos = t.position
+            t.java_thread_id = _fit(t.java_thread_id, _I64, "java thread id", pos, ctx)
+            t.prio = _fit(t.prio, _I32, "prio", pos, ctx)
+            t.os_prio = _fit(t.os_prio, _I32, "os_prio", pos, ctx)
+            tid = _fit(nid_to_tid(t.nid), _I64, "nid", pos, ctx)
             rows.append(
                 {
                     "position": t.position,
@@ -263,7 +288,7 @@ def _rows_from_text(p: _TextParser) -> list[dict]:
                     "name": t.name,
                     "java_thread_id": t.java_thread_id,
                     "nid": t.nid,
-                    "tid": nid_to_tid(t.nid),
+                    "tid": tid,
                     "state": t.state or (t.header_state.upper().replace(" ", "_") if t.header_state else None),
                     "state_detail": t.state_detail,
                     "header_state": t.header_state,
@@ -289,6 +314,14 @@ def _text(v) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def _list(v) -> list:
+    return v if isinstance(v, list) else []
+
+
+def _dict(v) -> dict:
+    return v if isinstance(v, dict) else {}
+
+
 def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
     try:
         doc = json.loads(text)
@@ -297,22 +330,29 @@ def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
             exc.lineno, "bad_json", f"JSON thread dump does not parse: {exc.msg}", unit="line", skipped_bytes=len(text)
         )
         return []
+    except RecursionError:
+        ctx.error(1, "bad_json", "JSON thread dump nests too deeply to be read", unit="line", skipped_bytes=len(text))
+        return []
     td = doc.get("threadDump") if isinstance(doc, dict) else None
     if not isinstance(td, dict):
         ctx.error(1, "bad_json", "no threadDump object", unit="line", skipped_bytes=len(text))
         return []
-    local = td.get("time")
+    local = _text(td.get("time"))
     lines = text.splitlines()
     # line of each thread entry, for positions: the n-th '"tid":' key
     tid_lines = [i + 1 for i, line in enumerate(lines) if line.lstrip().startswith('"tid"')]
     rows = []
     n = 0
-    for cont in td.get("threadContainers") or []:
-        for th in cont.get("threads") or []:
+    for cont in _list(td.get("threadContainers")):
+        for th in _list(cont.get("threads")) if isinstance(cont, dict) else []:
             pos = tid_lines[n] if n < len(tid_lines) else None
+            if not isinstance(th, dict):
+                ctx.error(pos or 1, "bad_json", f"thread entry is not an object: {str(th)[:80]!r}", unit="line")
+                continue
             n += 1
             jid = th.get("tid")
-            owned = th.get("monitorsOwned") or []
+            jid = int(jid) if jid is not None and str(jid).isdigit() else None
+            owned = _list(th.get("monitorsOwned"))
             locked = []
             for o in owned:
                 for lock in o.get("locks", []) if isinstance(o, dict) else []:
@@ -323,25 +363,25 @@ def _rows_from_json(text: str, ctx: ParseContext) -> list[dict]:
                     "position": pos,
                     "dump_local": local,
                     "dump_index": 0,
-                    "name": th.get("name"),
-                    "java_thread_id": int(jid) if jid is not None and str(jid).isdigit() else None,
+                    "name": _text(th.get("name")),
+                    "java_thread_id": _fit(jid, _I64, "java thread id", pos or 1, ctx),
                     "nid": None,
                     "tid": None,
-                    "state": th.get("state"),
+                    "state": _text(th.get("state")),
                     "state_detail": None,
                     "header_state": None,
                     "daemon": None,
-                    "virtual": th.get("virtual"),
+                    "virtual": th.get("virtual") if isinstance(th.get("virtual"), bool) else None,
                     "prio": None,
                     "os_prio": None,
                     "cpu_ms": None,
                     "elapsed_s": None,
                     "waiting_to_lock": _text(th.get("blockedOn")),
-                    "waiting_on": _text(th.get("waitingOn")) or _text((th.get("parkBlocker") or {}).get("object")),
+                    "waiting_on": _text(th.get("waitingOn")) or _text(_dict(th.get("parkBlocker")).get("object")),
                     "locked": locked,
                     "ownable_synchronizers": [],
                     "in_deadlock": False,
-                    "stack": [str(s) for s in th.get("stack") or []],
+                    "stack": [str(s) for s in _list(th.get("stack"))],
                 }
             )
     ctx.error(
@@ -403,9 +443,19 @@ def parse_dump_text(lines, ctx: ParseContext) -> list[dict]:
                 unit="line",
                 severity="info",
             )
+        for t in d.threads:
+            if t.frames_dropped:
+                ctx.error(
+                    t.position,
+                    "stack_too_deep",
+                    f"thread {t.name!r} has {MAX_STACK_FRAMES + t.frames_dropped} frames: "
+                    f"the first {MAX_STACK_FRAMES} are kept",
+                    unit="line",
+                    severity="data_loss",
+                )
         if not d.threads:
             ctx.error(d.line, "empty_dump", f"dump {d.index} lists no thread", unit="line")
-    return _rows_from_text(p)
+    return _rows_from_text(p, ctx)
 
 
 @register

@@ -143,3 +143,16 @@ def test_dropped_packets_are_counted_as_loss(clean, tmp_path):
     early = clean["kafka_requests"].filter(pl.col("response_position") < drop[0])
     found = tables["kafka_requests"].join(early.select(PAIR_KEY), on=PAIR_KEY, how="semi")
     assert found.height == early.height > 0
+
+
+@pytest.mark.xfail(
+    reason="pipeline/ingest/pcap.py: damaged TCP sequence numbers make bytes_skipped count the sequence "
+    "gap (1.7 GB) instead of the bytes the capture holds; reproducer "
+    "tests/robustness/regressions/pcap-editcap-E0.05.pcapng (editcap --seed 20261126 -E 0.05)",
+    strict=False,
+)
+def test_skipped_bytes_never_exceed_the_capture():
+    path = REPO / "tests" / "robustness" / "regressions" / "pcap-editcap-E0.05.pcapng"
+    _, ctx = _ingest(path)
+    assert not [e for e in ctx.errors if e.what in ("parser_crash", "parser_bug")]
+    assert 0 < ctx.bytes_skipped <= path.stat().st_size
