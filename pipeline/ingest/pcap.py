@@ -16,11 +16,16 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
+import io
+import multiprocessing
+import os
 import re
 import socket
 import struct
 import zlib
 from collections.abc import Iterator
+from multiprocessing import connection as mp_connection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -1041,18 +1046,41 @@ class WireIngest:
         }
         self.reasons: dict[str, tuple[int, int]] = {}
         self.first_ts: int | None = None
+        # Split runs (one worker process per share of the connections, see _split_parse):
+        # this worker's share, and the order keys that let the rows merge in serial order.
+        self.share: tuple[int, int] | None = None
+        self.keyed = False
+        self.resolve_topics = True
+        self.cur_pkt = 0
+        self.cur_ord = 0
+        self.seq = 0
+        self.req_keys: list[tuple[int, int, int]] = []
+        self.part_keys: list[tuple[int, int, int]] = []
+        self.learned: list[tuple[tuple[int, int, int], str, str]] = []  # topic ids from Metadata
+        self.api_version_keys: dict[str, tuple[int, int, int]] = {}
+
+    def key(self) -> tuple[int, int, int]:
+        """Where the serial run is: (packet being processed, 0 or — while closing the
+        connections at the end — the closing connection's first packet, event number)."""
+        self.seq += 1
+        return self.cur_pkt, self.cur_ord, self.seq
 
     # packets ------------------------------------------------------------------------------------
-    def run(self, f) -> Iterator[tuple[str, pl.DataFrame]]:
+    def run(self, f, reader_ctx: ParseContext | None = None) -> Iterator[tuple[str, Any]]:
         pkt = 0
         ctx = self.ctx
         conns = self.conns
         ports = self.kafka_ports
         last_progress = 0
-        reader = _packets(f, ctx)
+        reader = _packets(f, reader_ctx or ctx)
         reasons = self.reasons
+        share, shares = self.share or (0, 1)
+        keyed = self.keyed
+        owners: dict[bytes, int] = {}
         for ts, lt, buf, s, caplen, _orig in reader:
             pkt += 1
+            if keyed:
+                self.cur_pkt = pkt
             ts += self.offset_ns
             if not 0 <= ts <= MAX_TIMESTAMP_NS:  # a damaged record header or interface resolution
                 c, first = reasons.get("bad_timestamp", (0, pkt))
@@ -1061,6 +1089,30 @@ class WireIngest:
             if self.first_ts is None:
                 self.first_ts = ts
                 ctx.hints.setdefault("capture_date", dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date())
+            if shares > 1 and lt == 1 and caplen >= 54 and buf[s + 12] == 8 and buf[s + 13] == 0:
+                # another worker's TCP/IPv4 packet that decodes cleanly: skipped before decoding
+                ip = s + 14
+                t = ip + (buf[ip] & 15) * 4
+                if (
+                    buf[ip + 9] == 6
+                    and not (buf[ip + 6] & 0x3F or buf[ip + 7])
+                    and t + 20 <= s + caplen
+                    and t + (buf[t + 12] >> 4) * 4 <= s + caplen
+                ):
+                    tuple_key = buf[ip + 12 : ip + 20] + buf[t : t + 4]
+                    owner = owners.get(tuple_key)
+                    if owner is None:
+                        if len(owners) > 100_000:
+                            owners.clear()
+                        owner = owners[tuple_key] = _share_of(
+                            tuple_key[:4],
+                            (tuple_key[8] << 8) | tuple_key[9],
+                            tuple_key[4:8],
+                            (tuple_key[10] << 8) | tuple_key[11],
+                            shares,
+                        )
+                    if owner != share:
+                        continue
             r = _decode(lt, buf, s, caplen)
             if r is None:
                 continue
@@ -1083,6 +1135,8 @@ class WireIngest:
             if got is None:
                 if not payload and not flags & SYN and not missing:
                     continue
+                if shares > 1 and _share_of(src, sport, dst, dport, shares) != share:
+                    continue  # another worker's connection
                 conn = Conn(self, Side(src, sport), Side(dst, dport), ts, pkt)
                 conns[key] = (conn, 0)
                 conns[(dst, dport, src, sport)] = (conn, 1)
@@ -1130,10 +1184,23 @@ class WireIngest:
                 ctx.progress(getattr(f, "tell", lambda: 0)())
                 if len(self.req_rows) >= CHUNK_ROWS or len(self.part_rows) >= CHUNK_ROWS:
                     yield from self.chunks()
+                if keyed:
+                    yield MARK, pkt  # every later row sorts after this packet's
         self.stats["packets"] = pkt
         for conn, _i in list(conns.values()):
+            if keyed:
+                self.cur_ord = conn.first_pkt
             conn.close(pkt)
         conns.clear()
+        if keyed:  # the caller merges the workers' counts and reports them once
+            yield from self.chunks(final=True)
+            return
+        self.final_errors(reasons, self.stats)
+        yield from self.chunks(final=True)
+
+    def final_errors(self, reasons: dict[str, tuple[int, int]], st: dict[str, int]) -> None:
+        """Packets not decoded, per reason, and the TCP statistics."""
+        ctx = self.ctx
         for what, (count, first) in sorted(reasons.items()):
             sev = "error" if what.startswith(("unsupported_link", "bad_timestamp")) else "info"
             ctx.error(
@@ -1143,7 +1210,6 @@ class WireIngest:
                 unit="packet",
                 severity=sev,
             )
-        st = self.stats
         if st["retransmitted_segments"] or st["out_of_order_segments"]:
             ctx.error(
                 None,
@@ -1154,7 +1220,6 @@ class WireIngest:
                 unit="packet",
                 severity="info",
             )
-        yield from self.chunks(final=True)
 
     def _drop(self, conn: Conn, pkt: int) -> None:
         conn.close(pkt)
@@ -1420,6 +1485,8 @@ class WireIngest:
                 for name, tid in k.read_metadata_response(frame, h.api_version):
                     if tid and name and tid != "AAAAAAAAAAAAAAAAAAAAAA":
                         self.topic_ids[tid] = name
+                        if self.keyed:
+                            self.learned.append((self.key(), tid, name))
             elif h.api_key == k.API_VERSIONS:
                 known = self.ctx.hints.setdefault("api_versions", {})
                 broker = _endpoint(conn.broker.addr, conn.broker.port)
@@ -1427,6 +1494,8 @@ class WireIngest:
                     err, versions = k.read_api_versions_response(frame, h.api_version)
                     if not err:
                         known[broker] = versions
+                        if self.keyed:
+                            self.api_version_keys[broker] = self.key()
         except BODY_ERRORS as exc:
             self.ctx.error(
                 end_pkt,
@@ -1470,6 +1539,9 @@ class WireIngest:
         latency = (resp["end_ts"] - arrival) / 1e6 if resp else None
         arrival_ns = arrival - self.offset_ns
         end_ns = resp["end_ts"] - self.offset_ns if resp else None
+        if self.keyed:
+            order = self.key()
+            self.req_keys.append(order)
         self.req_rows.append(
             (
                 req["pkt"],
@@ -1507,8 +1579,10 @@ class WireIngest:
                 answers[(a.topic_id or a.topic, a.partition)] = a
         for p in parts:
             topic = p["topic"]
-            if topic is None and p["topic_id"]:
+            if topic is None and p["topic_id"] and self.resolve_topics:
                 topic = self._topic_name(p["topic_id"])
+            if self.keyed:
+                self.part_keys.append(order)
             a = answers.get((p["topic_id"] or p["topic"], p["partition"]))
             fts = p["first_timestamp"]
             self.part_rows.append(
@@ -1549,10 +1623,18 @@ class WireIngest:
 
     def chunks(self, final: bool = False) -> Iterator[tuple[str, pl.DataFrame]]:
         if self.req_rows or final:
-            yield "kafka_requests", _frame(KAFKA_REQUESTS, self.req_rows)
+            frame = _frame(KAFKA_REQUESTS, self.req_rows)
+            if self.keyed:
+                frame = _with_keys(frame, self.req_keys)
+                self.req_keys = []
+            yield "kafka_requests", frame
             self.req_rows = []
         if self.part_rows or final:
-            yield "produce_partitions", _frame(PRODUCE_PARTITIONS, self.part_rows)
+            frame = _frame(PRODUCE_PARTITIONS, self.part_rows)
+            if self.keyed:
+                frame = _with_keys(frame, self.part_keys)
+                self.part_keys = []
+            yield "produce_partitions", frame
             self.part_rows = []
 
 
@@ -1569,6 +1651,254 @@ def _frame(table, rows: list[tuple]) -> pl.DataFrame:
             series.append(pl.Series(n, c, dtype=t))
     frame = pl.DataFrame(series)
     return frame.with_columns([pl.col(n).cast(TIMESTAMP) for n, t in table.parser_columns.items() if t == TIMESTAMP])
+
+
+# -- one capture on several cores ----------------------------------------------------------------
+#
+# Each worker process reads the whole capture but reassembles and decodes only its share of
+# the connections (by a hash of the unordered 4-tuple, so both directions and every reuse of a
+# 4-tuple land in the same worker). Connections are independent once the broker ports are
+# known, so the split runs only when the manifest names ``kafka_ports``. Every row and error
+# carries the serial run's order key (packet being processed, closing connection, event
+# number); the parent merges the workers' streams by that key, so the output is the serial
+# run's, row for row. Produce v13 topic names depend on Metadata responses seen on any
+# connection before the row: the workers report what they learn, and the parent names the
+# topics while merging.
+
+MARK = "__mark__"
+KEY_COLUMNS = ("__key_packet", "__key_order", "__key_seq")
+SPLIT_MIN_BYTES = 64 * 1024 * 1024  # smaller captures parse faster than workers start
+# File-level damage every worker sees: reported by the first worker only, ordered after the
+# packet read before it.
+READER_ERRORS = frozenset(
+    {"truncated_capture", "bad_record", "bad_block", "read_error", "no_timestamp", "gzip_damaged"}
+)
+READER_SEQ = 1 << 62
+
+
+def _share_of(src: bytes, sport: int, dst: bytes, dport: int, shares: int) -> int:
+    """Which worker owns a connection: the same for both directions, in every process."""
+    h = int.from_bytes(src) + int.from_bytes(dst) + ((sport + dport) << 7)
+    return ((h * 0x9E3779B97F4A7C15) >> 40) % shares
+
+
+def _with_keys(frame: pl.DataFrame, keys: list[tuple[int, int, int]]) -> pl.DataFrame:
+    cols = list(zip(*keys, strict=True)) if keys else [(), (), ()]
+    return frame.with_columns(pl.Series(n, c, dtype=pl.Int64) for n, c in zip(KEY_COLUMNS, cols, strict=True))
+
+
+class _KeyedContext(ParseContext):
+    """A worker's context: errors carry the serial order key and their skipped bytes."""
+
+    ingest: WireIngest | None = None
+    first_worker = True
+
+    def error(self, position, what, message, *, unit="byte", severity="error", skipped_bytes=0) -> None:
+        ing = self.ingest
+        if what in READER_ERRORS:
+            if not self.first_worker:
+                return
+            order = (ing.cur_pkt, 0, READER_SEQ + ing.key()[2])
+        else:
+            order = ing.key()
+        self.bytes_skipped += skipped_bytes
+        if len(self.errors) <= self.max_errors:
+            self.errors.append((order, position, what, message, unit, severity, skipped_bytes))
+
+
+def _split_worker(path: Path, name: str, aid: str, manifest, hints: dict, share: int, shares: int, out) -> None:
+    """Worker process: this share of the connections; frames go to ``out`` as Arrow IPC."""
+    try:
+        ctx = _KeyedContext(path, name, aid, manifest, hints)
+        ctx.first_worker = share == 0
+        ing = WireIngest(ctx)
+        ctx.ingest = ing
+        ing.share, ing.keyed, ing.resolve_topics = (share, shares), True, False
+        reader_ctx = ctx if share == 0 else ParseContext(path, name, aid, manifest)
+        f = reader_ctx.open()
+        inner = getattr(f, "fileobj", None)
+        sent_learned = 0
+        try:
+            for table, frame in ing.run(f, reader_ctx):
+                learned = ing.learned[sent_learned:]
+                sent_learned = len(ing.learned)
+                if table == MARK:
+                    out.send(("mark", frame, learned, f.tell() if share == 0 else None))
+                else:
+                    buf = io.BytesIO()
+                    frame.write_ipc(buf, compression="uncompressed")
+                    out.send(("rows", table, buf.getvalue(), learned))
+        except CaptureError as exc:
+            if share == 0:
+                ctx.errors.append(((0, 0, 0), 0, "not_a_capture", str(exc), "byte", "error", 0))
+        finally:
+            f.close()
+            if inner is not None:
+                inner.close()
+        recorded = sum(e[6] for e in ctx.errors)
+        out.send(
+            (
+                "done",
+                ing.learned[sent_learned:],
+                ctx.errors,
+                ctx.bytes_skipped - recorded,
+                ing.reasons,
+                ing.stats,
+                {k: v for k, v in ctx.hints.items() if k != "topic_ids"},
+                ing.api_version_keys,
+            )
+        )
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the artifact
+        out.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.close()
+
+
+def _split_parse(ctx: ParseContext, shares: int) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Parse one capture with ``shares`` worker processes; rows in the serial run's order."""
+    spawn = multiprocessing.get_context("spawn")
+    main = WireIngest(ctx)  # names v13 topics as the serial run would
+    pipes, procs = [], []
+    try:
+        for share in range(shares):
+            recv, send = spawn.Pipe(duplex=False)
+            proc = spawn.Process(
+                target=_split_worker,
+                args=(ctx.path, ctx.name, ctx.artifact_id, ctx.manifest, dict(ctx.hints), share, shares, send),
+                daemon=True,
+            )
+            proc.start()
+            send.close()
+            pipes.append(recv)
+            procs.append(proc)
+        marks: list[int | None] = [0] * shares  # packets each worker is done with; None: finished
+        held: dict[str, list[pl.DataFrame]] = {"kafka_requests": [], "produce_partitions": []}
+        learned: list[tuple[tuple[int, int, int], str, str]] = []
+        done: list[tuple] = [()] * shares
+        live = {pipes[i]: i for i in range(shares)}
+        while live:
+            for pipe in mp_connection.wait(list(live)):
+                i = live[pipe]
+                try:
+                    msg = pipe.recv()
+                except EOFError:
+                    raise RuntimeError(f"capture worker {i} ended without a result") from None
+                if msg[0] == "rows":
+                    held[msg[1]].append(pl.read_ipc(io.BytesIO(msg[2])))
+                    learned.extend(msg[3])
+                    continue
+                if msg[0] == "failed":
+                    raise RuntimeError(f"capture worker {i}: {msg[1]}")
+                if msg[0] == "mark":
+                    marks[i] = msg[1]
+                    learned.extend(msg[2])
+                    if msg[3] is not None:
+                        ctx.progress(msg[3])
+                else:  # done
+                    learned.extend(msg[1])
+                    done[i] = msg
+                    marks[i] = None
+                    del live[pipe]
+            open_marks = [m for m in marks if m is not None]
+            upto = min(open_marks) if open_marks else None
+            if upto is None or sum(f.height for fs in held.values() for f in fs) >= CHUNK_ROWS:
+                yield from _release(main, held, learned, upto)
+        for proc in procs:
+            proc.join()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for pipe in pipes:
+            pipe.close()
+    # errors in the serial run's order, then what the serial run reports at its end
+    errors = heapq.merge(*(d[2] for d in done), key=lambda e: e[0])
+    for _order, position, what, message, unit, severity, skipped in errors:
+        ctx.error(position, what, message, unit=unit, severity=severity, skipped_bytes=skipped)
+    ctx.bytes_skipped += sum(d[3] for d in done)
+    stats = {k: sum(d[5][k] for d in done) for k in main.stats}
+    stats["packets"] = done[0][5]["packets"]
+    main.final_errors(done[0][4], stats)
+    for key, value in done[0][6].items():
+        if key != "api_versions":
+            ctx.hints.setdefault(key, value)
+    if any("api_versions" in d[6] for d in done):
+        known = ctx.hints.setdefault("api_versions", {})
+        firsts = sorted((d[7][b], b, d[6]["api_versions"][b]) for d in done for b in d[7])
+        for _order, broker, versions in firsts:
+            known.setdefault(broker, versions)
+
+
+def _release(
+    main: WireIngest,
+    held: dict[str, list[pl.DataFrame]],
+    learned: list[tuple[tuple[int, int, int], str, str]],
+    upto: int | None,
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Yield the held rows that no worker can still precede (all when ``upto`` is None)."""
+    kp, ko, ks = (pl.col(c) for c in KEY_COLUMNS)
+    learned.sort(key=lambda e: e[0])
+    for table, frames in held.items():
+        if not frames:
+            if upto is None:  # as the serial run, every table ends with a frame, empty or not
+                yield table, _frame(KAFKA_REQUESTS if table == "kafka_requests" else PRODUCE_PARTITIONS, [])
+            continue
+        frame = pl.concat(frames, how="vertical")
+        if upto is None:
+            ready, rest = frame, None
+        else:
+            early = (kp < upto) | ((kp == upto) & (ko == 0))
+            ready, rest = frame.filter(early), frame.filter(~early)
+        held[table] = [rest] if rest is not None and rest.height else []
+        if not ready.height and upto is not None:
+            continue
+        ready = ready.sort(KEY_COLUMNS, maintain_order=True)
+        if table == "produce_partitions":
+            ready = _name_topics(main, ready, learned, upto)
+        yield table, ready.drop(KEY_COLUMNS)
+    # topic ids learned up to here are known to every later row
+    cut = len(learned) if upto is None else bisect.bisect_right(learned, (upto, 0, 1 << 63), key=lambda e: e[0])
+    for _order, tid, name in learned[:cut]:
+        main.topic_ids[tid] = name
+    del learned[:cut]
+
+
+def _name_topics(main: WireIngest, frame: pl.DataFrame, learned: list, upto: int | None) -> pl.DataFrame:
+    """Name v13 topics (by id) with what was learned before each row, as the serial run does."""
+    need = frame.select((pl.col("topic").is_null() & pl.col("topic_id").is_not_null()).arg_true()).to_series()
+    if not need.len():
+        return frame
+    topics = frame["topic"].to_list()
+    ids = frame["topic_id"].to_list()
+    keys = frame.select(KEY_COLUMNS).rows()
+    j = 0
+    for row in need.to_list():
+        while j < len(learned) and learned[j][0] < keys[row]:
+            main.topic_ids[learned[j][1]] = learned[j][2]
+            j += 1
+        topics[row] = main._topic_name(ids[row])
+    del learned[:j]
+    return frame.with_columns(pl.Series("topic", topics, dtype=pl.Utf8))
+
+
+def _split_shares(ctx: ParseContext) -> int:
+    """Worker processes for one capture: the context's ``jobs`` (set by the runner) when the
+    capture is large, its broker ports are known, and it is a capture at all."""
+    jobs = getattr(ctx, "jobs", 1)
+    if jobs < 2 or not ctx.manifest.kafka_ports:
+        return 1
+    try:
+        size = ctx.path.stat().st_size
+        with open(ctx.path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return 1
+    if size < int(os.environ.get("KFORENSICS_SPLIT_MIN_BYTES", SPLIT_MIN_BYTES)):
+        return 1
+    if head not in PCAP_MAGICS and head != PCAPNG_MAGIC and head[:2] != b"\x1f\x8b":
+        return 1
+    return jobs
 
 
 def _bundle_partition_metadata(ctx: ParseContext) -> list[Path]:
@@ -1598,6 +1928,10 @@ class CaptureParser(Parser):
         return probe.head[:4] in PCAP_MAGICS or probe.head[:4] == PCAPNG_MAGIC
 
     def parse(self, ctx: ParseContext) -> Iterator[tuple[str, pl.DataFrame]]:
+        shares = _split_shares(ctx)
+        if shares > 1:
+            yield from _split_parse(ctx, shares)
+            return
         f = ctx.open()
         inner = getattr(f, "fileobj", None)  # a GzipFile leaves the file it reads open
         try:
