@@ -125,6 +125,8 @@ _U16 = struct.Struct(">H")
 _I32 = struct.Struct(">i")
 _IP4 = struct.Struct(">BxHxxHxB")  # ver/ihl, total length, flags/frag, protocol
 _TCP = struct.Struct(">HHIIBB")  # sport, dport, seq, ack, data offset, flags
+# Ethernet, IPv4 with a 20-byte header, TCP: total length, flags/fragment, protocol, addresses, then _TCP
+_ETH_IP4_TCP = struct.Struct(">16xH2xHxB2x4s4sHHIIBB")
 
 # A request frame start: size < 100 MiB, api key < 256, version < 64.
 _REQUEST_START = re.compile(rb"(?=[\x00-\x06][\x00-\xff]{3}\x00[\x00-\xff]\x00[\x00-\x3f])", re.S)
@@ -1104,40 +1106,44 @@ class WireIngest:
             if self.first_ts is None:
                 self.first_ts = ts
                 ctx.hints.setdefault("capture_date", dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date())
-            if shares > 1 and lt == 1 and caplen >= 54 and buf[s + 12] == 8 and buf[s + 13] == 0:
-                # another worker's TCP/IPv4 packet that decodes cleanly: skipped before decoding
-                ip = s + 14
-                t = ip + (buf[ip] & 15) * 4
-                if (
-                    buf[ip + 9] == 6
-                    and not (buf[ip + 6] & 0x3F or buf[ip + 7])
-                    and t + 20 <= s + caplen
-                    and t + (buf[t + 12] >> 4) * 4 <= s + caplen
-                ):
-                    tuple_key = buf[ip + 12 : ip + 20] + buf[t : t + 4]
+            if lt == 1 and caplen >= 54 and buf[s + 14] == 0x45 and buf[s + 12] == 8 and buf[s + 13] == 0:
+                # the common case, Ethernet / IPv4 without options / TCP, in one unpack
+                total, frag, proto, src, dst, sport, dport, seq, ack, off, flags = _ETH_IP4_TCP.unpack_from(buf, s)
+                d = s + 34 + (off >> 4) * 4
+                end = s + caplen
+                fast = proto == 6 and not frag & 0x3FFF and d <= end
+            else:
+                fast = False
+            if fast:
+                if shares > 1:  # another worker's connection: skipped before its payload is cut
+                    tuple_key = (src, sport, dst, dport)
                     owner = owners.get(tuple_key)
                     if owner is None:
                         if len(owners) > 100_000:
                             owners.clear()
-                        owner = owners[tuple_key] = _share_of(
-                            tuple_key[:4],
-                            (tuple_key[8] << 8) | tuple_key[9],
-                            tuple_key[4:8],
-                            (tuple_key[10] << 8) | tuple_key[11],
-                            shares,
-                        )
+                        owner = owners[tuple_key] = _share_of(src, sport, dst, dport, shares)
                     if owner != share:
                         continue
-            r = _decode(lt, buf, s, caplen)
-            if r is None:
-                continue
-            if type(r) is str:
-                if r == "unsupported_link":
-                    r = f"unsupported_link_{lt}"
-                c, first = reasons.get(r, (0, pkt))
-                reasons[r] = (c + 1, first)
-                continue
-            src, dst, sport, dport, seq, ack, flags, payload, missing = r
+                ip_end = s + 14 + total if total else end  # total 0: segmentation offload, trust the capture
+                if ip_end < end:
+                    end = ip_end
+                if end > d:
+                    payload = buf[d:end]
+                    missing = ip_end - end
+                else:
+                    payload = b""
+                    missing = ip_end - d if ip_end > d else 0
+            else:
+                r = _decode(lt, buf, s, caplen)
+                if r is None:
+                    continue
+                if type(r) is str:
+                    if r == "unsupported_link":
+                        r = f"unsupported_link_{lt}"
+                    c, first = reasons.get(r, (0, pkt))
+                    reasons[r] = (c + 1, first)
+                    continue
+                src, dst, sport, dport, seq, ack, flags, payload, missing = r
             if ports and sport not in ports and dport not in ports:
                 continue
             key = (src, sport, dst, dport)
