@@ -222,7 +222,18 @@ def _pcap(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, int
     mult = 1 if nano else 1000
     r = _Buffered(f, ctx=ctx)
     r.consumed = 24
-    while r.need(16):
+    while True:
+        buf, pos = r.buf, r.pos
+        n = len(buf)
+        while n - pos >= 16:  # records wholly inside the buffer, without a call each
+            sec, frac, incl, orig = rec_hdr.unpack_from(buf, pos)
+            if incl > 0x4000000 or n - pos - 16 < incl:
+                break
+            yield sec * 1_000_000_000 + frac * mult, linktype, buf, pos + 16, incl, orig
+            pos += 16 + incl
+        r.pos = pos
+        if not r.need(16):
+            break
         sec, frac, incl, orig = rec_hdr.unpack_from(r.buf, r.pos)
         if incl > 0x4000000:
             if ctx:
