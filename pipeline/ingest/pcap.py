@@ -1063,6 +1063,7 @@ class WireIngest:
         # Split runs (one worker process per share of the connections, see _split_parse):
         # this worker's share, and the order keys that let the rows merge in serial order.
         self.share: tuple[int, int] | None = None
+        self.chunk_rows = CHUNK_ROWS
         self.keyed = False
         self.resolve_topics = True
         self.cur_pkt = 0
@@ -1217,7 +1218,7 @@ class WireIngest:
                     last_gc = pkt
                     gc.collect()
                 ctx.progress(getattr(f, "tell", lambda: 0)())
-                if len(self.req_rows) >= CHUNK_ROWS or len(self.part_rows) >= CHUNK_ROWS:
+                if len(self.req_rows) >= self.chunk_rows or len(self.part_rows) >= self.chunk_rows:
                     yield from self.chunks()
                 if keyed:
                     yield MARK, pkt  # every later row sorts after this packet's
@@ -1718,6 +1719,7 @@ def _frame_of(table, rows: list[tuple]) -> pl.DataFrame:
 MARK = "__mark__"
 KEY_COLUMNS = ("__key_packet", "__key_order", "__key_seq")
 SPLIT_MIN_BYTES = 64 * 1024 * 1024  # smaller captures parse faster than workers start
+WORKER_CHUNK_ROWS = 10_000  # rows a worker holds as Python objects before sending them
 # File-level damage every worker sees: reported by the first worker only, ordered after the
 # packet read before it.
 READER_ERRORS = frozenset(
@@ -1764,6 +1766,7 @@ def _split_worker(path: Path, name: str, aid: str, manifest, hints: dict, share:
         ing = WireIngest(ctx)
         ctx.ingest = ing
         ing.share, ing.keyed, ing.resolve_topics = (share, shares), True, False
+        ing.chunk_rows = WORKER_CHUNK_ROWS
         reader_ctx = ctx if share == 0 else ParseContext(path, name, aid, manifest)
         f = reader_ctx.open()
         inner = getattr(f, "fileobj", None)
