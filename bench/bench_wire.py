@@ -155,6 +155,39 @@ def ingest_job(bundle: Path, out: Path, jobs: int) -> dict:
     return m
 
 
+PARSE_ONLY = """
+import sys
+from pathlib import Path
+from pipeline.ingest.pcap import CaptureParser
+from pipeline.manifest import Manifest
+from pipeline.registry import ParseContext
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    ctx = ParseContext(path, path.name, "bench", manifest=Manifest(kafka_ports=(int(sys.argv[2]),)))
+    ctx.jobs = int(sys.argv[3])
+    rows = {}
+    for table, frame in CaptureParser().parse(ctx):
+        rows[table] = rows.get(table, 0) + frame.height
+    print(rows.get("kafka_requests", 0), rows.get("produce_partitions", 0), len(ctx.errors))
+"""
+
+
+def parse_only(cap: Path, jobs: int, tmp: Path) -> dict:
+    script = tmp / "parse_only.py"
+    script.write_text(PARSE_ONLY)
+    with open(tmp / "parse_only.txt", "wb") as f:
+        m = measure(
+            [sys.executable, str(script), str(cap), str(BROKER_PORT), str(jobs)],
+            stdout=f,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+    reqs, parts, errs = (int(x) for x in (tmp / "parse_only.txt").read_text().split())
+    m["note"] = f"the parser alone, rows counted, nothing stored: {reqs:,} requests, {parts:,} produce partitions"
+    return m
+
+
 def tshark_runs(tshark: str, cap: Path, tmp: Path, extras: bool) -> list[tuple[str, dict]]:
     common = [tshark, "-n", "-r", str(cap), "-d", f"tcp.port=={BROKER_PORT},kafka"]
     out = []
@@ -213,6 +246,7 @@ def main() -> None:
             rows.append((f"kforensics ingest -j {cores}", label, packets, size, ingest_job(bundle, out, cores)))
             if scale == 1 and cores > 1:
                 rows.append(("kforensics ingest -j 1", label, packets, size, ingest_job(bundle, out, 1)))
+            rows.append((f"kforensics parse only -j {cores}", label, packets, size, parse_only(cap, cores, workdir)))
             shutil.rmtree(out, ignore_errors=True)
             if tshark and (scale == 1 or not a.no_tshark_large):
                 for name, m in tshark_runs(tshark, cap, workdir, extras=scale == 1):
