@@ -1758,49 +1758,58 @@ class _KeyedContext(ParseContext):
             self.errors.append((order, position, what, message, unit, severity, skipped_bytes))
 
 
-def _split_worker(path: Path, name: str, aid: str, manifest, hints: dict, share: int, shares: int, out) -> None:
-    """Worker process: this share of the connections; frames go to ``out`` as Arrow IPC."""
+def _share_messages(path: Path, name: str, aid: str, manifest, hints: dict, share: int, shares: int) -> Iterator[tuple]:
+    """One share of the connections: ("rows", table, frame with order keys, topic ids
+    learned), ("mark", packets done, learned, bytes read) every 10,000 packets, then
+    ("done", learned, keyed errors, skipped bytes not in them, reasons, stats, hints,
+    ApiVersions order keys)."""
+    ctx = _KeyedContext(path, name, aid, manifest, hints)
+    ctx.first_worker = share == 0
+    ing = WireIngest(ctx)
+    ctx.ingest = ing
+    ing.share, ing.keyed, ing.resolve_topics = (share, shares), True, False
+    ing.chunk_rows = WORKER_CHUNK_ROWS
+    reader_ctx = ctx if share == 0 else ParseContext(path, name, aid, manifest)
+    f = reader_ctx.open()
+    inner = getattr(f, "fileobj", None)
+    sent_learned = 0
     try:
-        ctx = _KeyedContext(path, name, aid, manifest, hints)
-        ctx.first_worker = share == 0
-        ing = WireIngest(ctx)
-        ctx.ingest = ing
-        ing.share, ing.keyed, ing.resolve_topics = (share, shares), True, False
-        ing.chunk_rows = WORKER_CHUNK_ROWS
-        reader_ctx = ctx if share == 0 else ParseContext(path, name, aid, manifest)
-        f = reader_ctx.open()
-        inner = getattr(f, "fileobj", None)
-        sent_learned = 0
-        try:
-            for table, frame in ing.run(f, reader_ctx):
-                learned = ing.learned[sent_learned:]
-                sent_learned = len(ing.learned)
-                if table == MARK:
-                    out.send(("mark", frame, learned, f.tell() if share == 0 else None))
-                else:
-                    buf = io.BytesIO()
-                    frame.write_ipc(buf, compression="uncompressed")
-                    out.send(("rows", table, buf.getvalue(), learned))
-        except CaptureError as exc:
-            if share == 0:
-                ctx.errors.append(((0, 0, 0), 0, "not_a_capture", str(exc), "byte", "error", 0))
-        finally:
-            f.close()
-            if inner is not None:
-                inner.close()
-        recorded = sum(e[6] for e in ctx.errors)
-        out.send(
-            (
-                "done",
-                ing.learned[sent_learned:],
-                ctx.errors,
-                ctx.bytes_skipped - recorded,
-                ing.reasons,
-                ing.stats,
-                {k: v for k, v in ctx.hints.items() if k != "topic_ids"},
-                ing.api_version_keys,
-            )
-        )
+        for table, frame in ing.run(f, reader_ctx):
+            learned = ing.learned[sent_learned:]
+            sent_learned = len(ing.learned)
+            if table == MARK:
+                yield "mark", frame, learned, f.tell() if share == 0 else None
+            else:
+                yield "rows", table, frame, learned
+    except CaptureError as exc:
+        if share == 0:
+            ctx.errors.append(((0, 0, 0), 0, "not_a_capture", str(exc), "byte", "error", 0))
+    finally:
+        f.close()
+        if inner is not None:
+            inner.close()
+    recorded = sum(e[6] for e in ctx.errors)
+    yield (
+        "done",
+        ing.learned[sent_learned:],
+        ctx.errors,
+        ctx.bytes_skipped - recorded,
+        ing.reasons,
+        ing.stats,
+        {k: v for k, v in ctx.hints.items() if k != "topic_ids"},
+        ing.api_version_keys,
+    )
+
+
+def _split_worker(path: Path, name: str, aid: str, manifest, hints: dict, share: int, shares: int, out) -> None:
+    """Worker process: one share of the connections; frames go to ``out`` as Arrow IPC."""
+    try:
+        for msg in _share_messages(path, name, aid, manifest, hints, share, shares):
+            if msg[0] == "rows":
+                buf = io.BytesIO()
+                msg[2].write_ipc(buf, compression="uncompressed")
+                msg = ("rows", msg[1], buf.getvalue(), msg[3])
+            out.send(msg)
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the artifact
         out.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -1808,12 +1817,13 @@ def _split_worker(path: Path, name: str, aid: str, manifest, hints: dict, share:
 
 
 def _split_parse(ctx: ParseContext, shares: int) -> Iterator[tuple[str, pl.DataFrame]]:
-    """Parse one capture with ``shares`` worker processes; rows in the serial run's order."""
+    """Parse one capture in ``shares`` shares: the first in this process, the others in
+    worker processes; rows in the serial run's order."""
     spawn = multiprocessing.get_context("spawn")
     main = WireIngest(ctx)  # names v13 topics as the serial run would
     pipes, procs = [], []
     try:
-        for share in range(shares):
+        for share in range(1, shares):
             recv, send = spawn.Pipe(duplex=False)
             proc = spawn.Process(
                 target=_split_worker,
@@ -1824,38 +1834,60 @@ def _split_parse(ctx: ParseContext, shares: int) -> Iterator[tuple[str, pl.DataF
             send.close()
             pipes.append(recv)
             procs.append(proc)
-        marks: list[int | None] = [0] * shares  # packets each worker is done with; None: finished
+        marks: list[int | None] = [0] * shares  # packets each share is done with; None: finished
         held: dict[str, list[pl.DataFrame]] = {"kafka_requests": [], "produce_partitions": []}
+        held_rows = 0
         learned: list[tuple[tuple[int, int, int], str, str]] = []
         done: list[tuple] = [()] * shares
-        live = {pipes[i]: i for i in range(shares)}
-        while live:
-            for pipe in mp_connection.wait(list(live)):
+        live = {pipes[i - 1]: i for i in range(1, shares)}
+        local = _share_messages(ctx.path, ctx.name, ctx.artifact_id, ctx.manifest, dict(ctx.hints), 0, shares)
+        local_open = True
+
+        def take(i: int, msg: tuple) -> None:
+            nonlocal held_rows
+            if msg[0] == "rows":
+                frame = msg[2] if i == 0 else pl.read_ipc(io.BytesIO(msg[2]))
+                held[msg[1]].append(frame)
+                held_rows += frame.height
+                learned.extend(msg[3])
+            elif msg[0] == "failed":
+                raise RuntimeError(f"capture worker {i}: {msg[1]}")
+            elif msg[0] == "mark":
+                marks[i] = msg[1]
+                learned.extend(msg[2])
+                if msg[3] is not None:
+                    ctx.progress(msg[3])
+            else:  # done
+                learned.extend(msg[1])
+                done[i] = msg
+                marks[i] = None
+
+        while live or local_open:
+            others = [m for m in marks[1:] if m is not None]
+            # this process's share runs ahead only while the rows it waits to merge are few
+            if local_open and not (live and held_rows >= 4 * CHUNK_ROWS and marks[0] >= min(others, default=0)):
+                for msg in local:
+                    take(0, msg)
+                    if msg[0] != "rows":
+                        break
+                local_open = marks[0] is not None
+                ready = mp_connection.wait(list(live), timeout=0) if live else []
+            else:
+                ready = mp_connection.wait(list(live))
+            for pipe in ready:
                 i = live[pipe]
                 try:
                     msg = pipe.recv()
                 except EOFError:
                     raise RuntimeError(f"capture worker {i} ended without a result") from None
-                if msg[0] == "rows":
-                    held[msg[1]].append(pl.read_ipc(io.BytesIO(msg[2])))
-                    learned.extend(msg[3])
-                    continue
-                if msg[0] == "failed":
-                    raise RuntimeError(f"capture worker {i}: {msg[1]}")
-                if msg[0] == "mark":
-                    marks[i] = msg[1]
-                    learned.extend(msg[2])
-                    if msg[3] is not None:
-                        ctx.progress(msg[3])
-                else:  # done
-                    learned.extend(msg[1])
-                    done[i] = msg
-                    marks[i] = None
+                take(i, msg)
+                if msg[0] == "done":
                     del live[pipe]
             open_marks = [m for m in marks if m is not None]
             upto = min(open_marks) if open_marks else None
-            if upto is None or sum(f.height for fs in held.values() for f in fs) >= CHUNK_ROWS:
+            if upto is None or held_rows >= CHUNK_ROWS:
                 yield from _release(main, held, learned, upto)
+                held_rows = sum(f.height for fs in held.values() for f in fs)
         for proc in procs:
             proc.join()
     finally:
