@@ -10,9 +10,13 @@ import pytest
 from wire_helpers import FIXTURES, PORTS
 
 from bench.bench_wire import make_capture
+from pipeline.bundle import open_bundle
 from pipeline.ingest import pcap
 from pipeline.manifest import Manifest
+from pipeline.progress import Progress
 from pipeline.registry import ParseContext
+from pipeline.runner import ingest_bundle
+from pipeline.store import Store
 
 
 def run(path: Path, ports: tuple[int, ...], jobs: int):
@@ -121,3 +125,34 @@ def test_v13_topics_named_with_what_was_learned_before_each_row():
     assert named["topic"].to_list() == [None, "payments", "legacy", "orders"]
     assert learned == [((30, 0, 1), "CCCC", "late")]
     assert ctx.hints["topic_ids"] == {"AAAA": "orders", "BBBB": "payments"}
+
+
+def test_ingest_command_splits_and_stores_the_same_tables(tmp_path, monkeypatch):
+    """``kforensics ingest -j 2`` splits the capture (the runner passes its jobs on) and stores
+    what ``-j 1`` stores."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "bundle.toml").write_text("kafka_ports = [29181]\n")
+    make_capture(bundle / "wire.pcap", 2000)
+    calls = []
+    real = pcap._split_parse
+
+    def spy(ctx, shares):
+        calls.append(shares)
+        return real(ctx, shares)
+
+    monkeypatch.setattr(pcap, "_split_parse", spy)
+    tables = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        with Store(out) as store, Progress(quiet=True) as progress:
+            ingest_bundle(open_bundle(bundle, out), store, progress=progress, jobs=jobs)
+            store.export_parquet()
+        tables[jobs] = {
+            t: pl.read_parquet(out / "parquet" / f"{t}.parquet")
+            for t in ("kafka_requests", "produce_partitions", "ingest_errors")
+        }
+    assert calls == [2]
+    for t, frame in tables[1].items():
+        assert frame.height > 0 or t == "ingest_errors"
+        assert frame.rows() == tables[2][t].rows(), t
