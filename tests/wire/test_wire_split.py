@@ -104,6 +104,12 @@ def test_split_damaged_and_reused_tuples(tmp_path):
     assert_same(cut, (29181,), 2)
     _, sctx = run(cut, (29181,), 2)
     assert [e.what for e in sctx.errors].count("truncated_capture") == 1
+    gz = (FIXTURES / "librdkafka_v7.pcap.gz").read_bytes()
+    cut_gz = tmp_path / "cut.pcap.gz"
+    cut_gz.write_bytes(gz[: len(gz) // 2])  # a gzip stream cut short: reported once
+    assert_same(cut_gz, (29182,), 2)
+    _, gctx = run(cut_gz, (29182,), 2)
+    assert [e.what for e in gctx.errors if e.severity == "data_loss"][:1] == ["gzip_damaged"]
 
 
 def test_v13_topics_named_with_what_was_learned_before_each_row():
