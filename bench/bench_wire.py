@@ -1,12 +1,25 @@
-"""Wire ingest against tshark on the same capture of at least a million packets.
+"""The whole capture job against tshark on the same capture of a million packets and more.
 
 The capture is generated at run time in a temporary folder (never committed): the
 librdkafka capture of fixtures/wire, replicated with a new client address per copy and its
-timestamps shifted, so every copy is a distinct set of TCP connections. Both tools extract
-the produce request/response pairs; each runs in its own process, whose peak memory comes
-from ``wait4``. Prints one table with packets/s, MB/s and peak memory side by side.
+timestamps shifted, so every copy is a distinct set of TCP connections. Measured, each in
+its own process:
 
-Run: ``python bench/bench_wire.py [--packets N] [--keep]``.
+- ``kforensics ingest`` of a bundle holding just that capture (reassembly, Kafka decoding,
+  pairing, produce partitions with message ids, loaded into DuckDB and written as Parquet),
+  with the default ``--jobs`` (the machine's cores: the capture is split by connection over
+  worker processes) and with ``--jobs 1``;
+- tshark's bare dissection into 7 fields (the reference: ``-T fields`` of frame time,
+  stream, correlation id, request key, api version, topic and partition);
+- tshark printing the produce request/response PDUs, and tshark dissecting with no output.
+
+Wall time, CPU time (user + sys of the process and its workers, from ``wait4``), and peak
+memory: the largest single process (``wait4``) and the sum over the process tree, sampled
+from /proc every 20 ms (what the machine must hold). The job is repeated on a capture
+``--scale`` times larger to show that its memory does not grow with the capture. Other jobs
+share the machine: the load average is printed with every figure.
+
+Run: ``python bench/bench_wire.py [--packets N] [--scale K] [--no-tshark-large] [--keep]``.
 """
 
 from __future__ import annotations
@@ -18,26 +31,25 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import Result, machine, record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "fixtures" / "wire" / "librdkafka_segmented.pcap"
 BROKER_PORT = 29181
-
-OURS = """
-import sys
-from pathlib import Path
-from pipeline.ingest.pcap import CaptureParser
-from pipeline.manifest import Manifest
-from pipeline.registry import ParseContext
-path = Path(sys.argv[1])
-ctx = ParseContext(path, path.name, "bench", manifest=Manifest(kafka_ports=(int(sys.argv[2]),)))
-rows = {}
-for table, frame in CaptureParser().parse(ctx):
-    rows[table] = rows.get(table, 0) + frame.height
-print(rows.get("kafka_requests", 0), rows.get("produce_partitions", 0), len(ctx.errors))
-"""
+FIELDS = [
+    "frame.time_epoch",
+    "tcp.stream",
+    "kafka.correlation_id",
+    "kafka.request_key",
+    "kafka.api_version",
+    "kafka.topic_name",
+    "kafka.partition_id",
+]
 
 
 def make_capture(out: Path, packets: int) -> int:
@@ -74,73 +86,196 @@ def make_capture(out: Path, packets: int) -> int:
     return n
 
 
-def measure(cmd: list[str], **kw) -> tuple[float, int, bytes]:
-    """(wall seconds, peak RSS bytes, stdout) of one process."""
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def measure(cmd: list[str], stdout=subprocess.DEVNULL, **kw) -> dict:
+    """Wall and CPU seconds, peak RSS of the largest process and of the process tree."""
+    load = os.getloadavg()[0]
     start = time.perf_counter()
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.DEVNULL, **kw)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        out.seek(0)
-        data = out.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{cmd[0]} failed with status {status}")
-    return seconds, usage.ru_maxrss * 1024, data
+    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE, **kw)
+    peak = [0]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            stop.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):  # 1: finished with partial artifacts (not expected here)
+        raise SystemExit(f"{cmd[0]} failed with status {code}: {err[-2000:]}")
+    return {
+        "seconds": seconds,
+        "cpu": usage.ru_utime + usage.ru_stime,
+        "max_mb": usage.ru_maxrss / 1024,
+        "tree_mb": max(peak[0], usage.ru_maxrss * 1024) / 2**20,
+        "load": (load + os.getloadavg()[0]) / 2,
+    }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--keep", action="store_true", help="keep the generated capture")
-    a = ap.parse_args()
-    tshark = shutil.which("tshark")
-    workdir = Path(tempfile.mkdtemp(prefix="kforensics-bench-"))
-    cap = workdir / "wire.pcap"
-    try:
-        t0 = time.perf_counter()
-        packets = make_capture(cap, a.packets)
-        size = cap.stat().st_size
-        print(f"capture: {packets} packets, {size / 1e6:.1f} MB, generated in {time.perf_counter() - t0:.1f} s ({cap})")
-        results = []
-        secs, rss, out = measure([sys.executable, "-c", OURS, str(cap), str(BROKER_PORT)], cwd=REPO)
-        reqs, parts, errs = (int(x) for x in out.split())
-        results.append(
-            ("kforensics wire ingest", secs, rss, f"{reqs} requests, {parts} produce partitions, {errs} errors")
+def ingest_job(bundle: Path, out: Path, jobs: int) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    m = measure(
+        [sys.executable, "-m", "pipeline", "-q", "ingest", str(bundle), "-o", str(out), "-j", str(jobs)],
+        cwd=REPO,
+    )
+    import duckdb
+
+    con = duckdb.connect(str(out / "incident.duckdb"), read_only=True)
+    reqs = con.sql("select count(*) from kafka_requests").fetchall()[0][0]
+    parts = con.sql("select count(*) from produce_partitions").fetchall()[0][0]
+    ids = con.sql("select count(*) from produce_partitions, unnest(message_ids)").fetchall()[0][0]
+    errors = con.sql("select count(*) from ingest_errors").fetchall()[0][0]
+    con.close()
+    m["note"] = f"{reqs:,} requests, {parts:,} produce partitions, {ids:,} message ids, {errors} errors"
+    return m
+
+
+PARSE_ONLY = """
+import sys
+from pathlib import Path
+from pipeline.ingest.pcap import CaptureParser
+from pipeline.manifest import Manifest
+from pipeline.registry import ParseContext
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    ctx = ParseContext(path, path.name, "bench", manifest=Manifest(kafka_ports=(int(sys.argv[2]),)))
+    ctx.jobs = int(sys.argv[3])
+    rows = {}
+    for table, frame in CaptureParser().parse(ctx):
+        rows[table] = rows.get(table, 0) + frame.height
+    print(rows.get("kafka_requests", 0), rows.get("produce_partitions", 0), len(ctx.errors))
+"""
+
+
+def parse_only(cap: Path, jobs: int, tmp: Path) -> dict:
+    script = tmp / "parse_only.py"
+    script.write_text(PARSE_ONLY)
+    with open(tmp / "parse_only.txt", "wb") as f:
+        m = measure(
+            [sys.executable, str(script), str(cap), str(BROKER_PORT), str(jobs)],
+            stdout=f,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-        if tshark:
-            common = [tshark, "-n", "-r", str(cap), "-d", f"tcp.port=={BROKER_PORT},kafka"]
-            secs, rss, out = measure(
+    reqs, parts, errs = (int(x) for x in (tmp / "parse_only.txt").read_text().split())
+    m["note"] = f"the parser alone, rows counted, nothing stored: {reqs:,} requests, {parts:,} produce partitions"
+    return m
+
+
+def tshark_runs(tshark: str, cap: Path, tmp: Path, extras: bool) -> list[tuple[str, dict]]:
+    common = [tshark, "-n", "-r", str(cap), "-d", f"tcp.port=={BROKER_PORT},kafka"]
+    out = []
+    with open(tmp / "tshark.txt", "wb") as f:
+        m = measure([*common, "-T", "fields", *(x for e in FIELDS for x in ("-e", e))], stdout=f)
+    lines = sum(1 for _ in open(tmp / "tshark.txt", "rb"))
+    m["note"] = f"-T fields, 7 fields: {lines:,} lines"
+    out.append(("tshark bare dissection", m))
+    if extras:
+        with open(tmp / "tshark.txt", "wb") as f:
+            m = measure(
                 [
                     *common,
                     "-Y",
                     "kafka.request_key == 0 || kafka.response_key == 0",
                     "-T",
                     "fields",
-                    "-e",
-                    "frame.number",
-                    "-e",
-                    "frame.time_epoch",
-                    "-e",
-                    "tcp.stream",
-                    "-e",
-                    "kafka.correlation_id",
-                    "-e",
-                    "kafka.request_frame",
-                    "-e",
-                    "kafka.topic_name",
-                    "-e",
-                    "kafka.partition_id",
-                ]
+                    *(x for e in ("frame.number", "kafka.request_frame", *FIELDS) for x in ("-e", e)),
+                ],
+                stdout=f,
             )
-            results.append(("tshark produce pairs", secs, rss, f"{len(out.splitlines())} produce PDU lines"))
-            secs, rss, _ = measure([*common, "-Y", "kafka", "-q"])
-            results.append(("tshark Kafka dissection", secs, rss, "-Y kafka -q: dissects every packet, prints nothing"))
-        else:
+        lines = sum(1 for _ in open(tmp / "tshark.txt", "rb"))
+        m["note"] = f"produce request/response PDUs: {lines:,} lines"
+        out.append(("tshark produce pairs", m))
+        m = measure([*common, "-Y", "kafka", "-q"])
+        m["note"] = "-Y kafka -q: dissects every packet, prints nothing"
+        out.append(("tshark Kafka dissection", m))
+    (tmp / "tshark.txt").unlink(missing_ok=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--scale", type=int, default=3, help="size of the larger capture, in multiples (0: skip)")
+    ap.add_argument("--no-tshark-large", action="store_true", help="tshark on the 1x capture only")
+    ap.add_argument("--keep", action="store_true", help="keep the generated files")
+    a = ap.parse_args()
+    tshark = shutil.which("tshark")
+    cores = os.cpu_count() or 1
+    workdir = Path(tempfile.mkdtemp(prefix="kforensics-bench-wire-"))
+    print(f"{machine()}\n")
+    rows: list[tuple[str, str, int, int, dict]] = []  # (tool, size label, packets, bytes, figures)
+    try:
+        for scale in [1] + ([a.scale] if a.scale > 1 else []):
+            bundle = workdir / f"bundle-{scale}x"
+            bundle.mkdir()
+            (bundle / "bundle.toml").write_text(f"kafka_ports = [{BROKER_PORT}]\n")
+            cap = bundle / "wire.pcap"
+            t0 = time.perf_counter()
+            packets = make_capture(cap, a.packets * scale)
+            size = cap.stat().st_size
+            label = f"{scale}x"
+            print(f"{label}: {packets:,} packets, {size / 1e6:.1f} MB, generated in {time.perf_counter() - t0:.1f} s")
+            out = workdir / "out"
+            rows.append((f"kforensics ingest -j {cores}", label, packets, size, ingest_job(bundle, out, cores)))
+            if scale == 1 and cores > 1:
+                rows.append(("kforensics ingest -j 1", label, packets, size, ingest_job(bundle, out, 1)))
+            rows.append((f"kforensics parse only -j {cores}", label, packets, size, parse_only(cap, cores, workdir)))
+            shutil.rmtree(out, ignore_errors=True)
+            if tshark and (scale == 1 or not a.no_tshark_large):
+                for name, m in tshark_runs(tshark, cap, workdir, extras=scale == 1):
+                    rows.append((name, label, packets, size, m))
+            if not a.keep:
+                shutil.rmtree(bundle, ignore_errors=True)
+        if not tshark:
             print("tshark not installed: only this ingest is measured")
+        for tool, label, packets, size, m in rows:
+            record(
+                Result(
+                    stage="capture → tables" if tool.startswith("kforensics") else "capture → dissection",
+                    tool=tool,
+                    input=f"replicated librdkafka capture ({label}, {packets:,} packets)",
+                    input_bytes=size,
+                    seconds=m["seconds"],
+                    peak_mb=m["tree_mb"],
+                    rate=f"{packets / m['seconds'] / 1000:,.0f}k packets/s, {size / 1e6 / m['seconds']:.1f} MB/s",
+                    note=f"cpu {m['cpu']:.1f} s, load {m['load']:.1f}; {m['note']}",
+                )
+            )
         print()
-        print(f"{'tool':<24} {'seconds':>8} {'packets/s':>11} {'MB/s':>7} {'peak MB':>8}  result")
-        for name, secs, rss, note in results:
-            print(f"{name:<24} {secs:8.1f} {packets / secs:11.0f} {size / 1e6 / secs:7.1f} {rss / 2**20:8.0f}  {note}")
+        head = f"{'tool':<26} {'size':>4} {'wall s':>7} {'cpu s':>6} {'packets/s':>10} {'MB/s':>6}"
+        print(f"{head} {'peak MB':>8} {'largest MB':>10} {'load':>5}  result")
+        for tool, label, packets, size, m in rows:
+            print(
+                f"{tool:<26} {label:>4} {m['seconds']:7.1f} {m['cpu']:6.1f} {packets / m['seconds']:10,.0f} "
+                f"{size / 1e6 / m['seconds']:6.1f} {m['tree_mb']:8.0f} {m['max_mb']:10.0f} {m['load']:5.1f}  {m['note']}"
+            )
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)

@@ -311,7 +311,7 @@ def ingest_bundle(
                     )
                 results = _run_parallel(pool, wave, bundle.manifest, store, progress, hints, jobs)
             else:
-                results = [_run_serial(job, bundle.manifest, store, progress, hints) for job in wave]
+                results = [_run_serial(job, bundle.manifest, store, progress, hints, jobs) for job in wave]
             for result in results:
                 summary.results.append(result)
                 if strict and result.status != "ok":
@@ -332,10 +332,11 @@ def _undetected_reason(probe: Probe) -> str:
 
 
 def _run_serial(
-    job: _Job, manifest: Manifest, store: Store, progress: Progress, hints: dict[str, Any]
+    job: _Job, manifest: Manifest, store: Store, progress: Progress, hints: dict[str, Any], jobs: int = 1
 ) -> ArtifactResult:
     task = progress.start(job.bf.name, job.size)
     ctx = ParseContext(job.bf.path, job.bf.name, job.aid, manifest, hints, progress=lambda n: progress.update(task, n))
+    ctx.jobs = jobs  # type: ignore[attr-defined]  # a parser may split one large artifact over processes
     store.begin_artifact(job.aid, job.bf.name)
     outcome = parse_artifact(job.parser, ctx, store.insert, on_rows=lambda n: progress.rows(task, n))
     result = _finish(store, job, outcome)

@@ -16,11 +16,17 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import gc
+import heapq
+import io
+import multiprocessing
+import os
 import re
 import socket
 import struct
 import zlib
 from collections.abc import Iterator
+from multiprocessing import connection as mp_connection
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -119,6 +125,8 @@ _U16 = struct.Struct(">H")
 _I32 = struct.Struct(">i")
 _IP4 = struct.Struct(">BxHxxHxB")  # ver/ihl, total length, flags/frag, protocol
 _TCP = struct.Struct(">HHIIBB")  # sport, dport, seq, ack, data offset, flags
+# Ethernet, IPv4 with a 20-byte header, TCP: total length, flags/fragment, protocol, addresses, then _TCP
+_ETH_IP4_TCP = struct.Struct(">16xH2xHxB2x4s4sHHIIBB")
 
 # A request frame start: size < 100 MiB, api key < 256, version < 64.
 _REQUEST_START = re.compile(rb"(?=[\x00-\x06][\x00-\xff]{3}\x00[\x00-\xff]\x00[\x00-\x3f])", re.S)
@@ -214,7 +222,18 @@ def _pcap(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, int
     mult = 1 if nano else 1000
     r = _Buffered(f, ctx=ctx)
     r.consumed = 24
-    while r.need(16):
+    while True:
+        buf, pos = r.buf, r.pos
+        n = len(buf)
+        while n - pos >= 16:  # records wholly inside the buffer, without a call each
+            sec, frac, incl, orig = rec_hdr.unpack_from(buf, pos)
+            if incl > 0x4000000 or n - pos - 16 < incl:
+                break
+            yield sec * 1_000_000_000 + frac * mult, linktype, buf, pos + 16, incl, orig
+            pos += 16 + incl
+        r.pos = pos
+        if not r.need(16):
+            break
         sec, frac, incl, orig = rec_hdr.unpack_from(r.buf, r.pos)
         if incl > 0x4000000:
             if ctx:
@@ -1041,18 +1060,56 @@ class WireIngest:
         }
         self.reasons: dict[str, tuple[int, int]] = {}
         self.first_ts: int | None = None
+        # Split runs (one worker process per share of the connections, see _split_parse):
+        # this worker's share, and the order keys that let the rows merge in serial order.
+        self.share: tuple[int, int] | None = None
+        self.chunk_rows = CHUNK_ROWS
+        self.keyed = False
+        self.resolve_topics = True
+        self.cur_pkt = 0
+        self.cur_ord = 0
+        self.seq = 0
+        self.req_keys: list[tuple[int, int, int]] = []
+        self.part_keys: list[tuple[int, int, int]] = []
+        self.learned: list[tuple[tuple[int, int, int], str, str]] = []  # topic ids from Metadata
+        self.api_version_keys: dict[str, tuple[int, int, int]] = {}
+
+    def key(self) -> tuple[int, int, int]:
+        """Where the serial run is: (packet being processed, 0 or — while closing the
+        connections at the end — the closing connection's first packet, event number)."""
+        self.seq += 1
+        return self.cur_pkt, self.cur_ord, self.seq
 
     # packets ------------------------------------------------------------------------------------
-    def run(self, f) -> Iterator[tuple[str, pl.DataFrame]]:
+    def run(self, f, reader_ctx: ParseContext | None = None) -> Iterator[tuple[str, Any]]:
+        """Rows of every packet in ``f``. The cyclic garbage collector runs every million
+        packets instead of every few hundred allocations: per-packet objects die by
+        reference counting, a closed connection's cycles are broken when it is dropped, and
+        frequent collections over the pending rows cost more than a tenth of the run."""
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            yield from self._run(f, reader_ctx)
+        finally:
+            if enabled:
+                gc.enable()
+
+    def _run(self, f, reader_ctx: ParseContext | None) -> Iterator[tuple[str, Any]]:
         pkt = 0
+        last_gc = 0
         ctx = self.ctx
         conns = self.conns
         ports = self.kafka_ports
         last_progress = 0
-        reader = _packets(f, ctx)
+        reader = _packets(f, reader_ctx or ctx)
         reasons = self.reasons
+        share, shares = self.share or (0, 1)
+        keyed = self.keyed
+        owners: dict[bytes, int] = {}
         for ts, lt, buf, s, caplen, _orig in reader:
             pkt += 1
+            if keyed:
+                self.cur_pkt = pkt
             ts += self.offset_ns
             if not 0 <= ts <= MAX_TIMESTAMP_NS:  # a damaged record header or interface resolution
                 c, first = reasons.get("bad_timestamp", (0, pkt))
@@ -1061,16 +1118,44 @@ class WireIngest:
             if self.first_ts is None:
                 self.first_ts = ts
                 ctx.hints.setdefault("capture_date", dt.datetime.fromtimestamp(ts / 1e9, dt.UTC).date())
-            r = _decode(lt, buf, s, caplen)
-            if r is None:
-                continue
-            if type(r) is str:
-                if r == "unsupported_link":
-                    r = f"unsupported_link_{lt}"
-                c, first = reasons.get(r, (0, pkt))
-                reasons[r] = (c + 1, first)
-                continue
-            src, dst, sport, dport, seq, ack, flags, payload, missing = r
+            if lt == 1 and caplen >= 54 and buf[s + 14] == 0x45 and buf[s + 12] == 8 and buf[s + 13] == 0:
+                # the common case, Ethernet / IPv4 without options / TCP, in one unpack
+                total, frag, proto, src, dst, sport, dport, seq, ack, off, flags = _ETH_IP4_TCP.unpack_from(buf, s)
+                d = s + 34 + (off >> 4) * 4
+                end = s + caplen
+                fast = proto == 6 and not frag & 0x3FFF and d <= end
+            else:
+                fast = False
+            if fast:
+                if shares > 1:  # another worker's connection: skipped before its payload is cut
+                    tuple_key = (src, sport, dst, dport)
+                    owner = owners.get(tuple_key)
+                    if owner is None:
+                        if len(owners) > 100_000:
+                            owners.clear()
+                        owner = owners[tuple_key] = _share_of(src, sport, dst, dport, shares)
+                    if owner != share:
+                        continue
+                ip_end = s + 14 + total if total else end  # total 0: segmentation offload, trust the capture
+                if ip_end < end:
+                    end = ip_end
+                if end > d:
+                    payload = buf[d:end]
+                    missing = ip_end - end
+                else:
+                    payload = b""
+                    missing = ip_end - d if ip_end > d else 0
+            else:
+                r = _decode(lt, buf, s, caplen)
+                if r is None:
+                    continue
+                if type(r) is str:
+                    if r == "unsupported_link":
+                        r = f"unsupported_link_{lt}"
+                    c, first = reasons.get(r, (0, pkt))
+                    reasons[r] = (c + 1, first)
+                    continue
+                src, dst, sport, dport, seq, ack, flags, payload, missing = r
             if ports and sport not in ports and dport not in ports:
                 continue
             key = (src, sport, dst, dport)
@@ -1083,6 +1168,8 @@ class WireIngest:
             if got is None:
                 if not payload and not flags & SYN and not missing:
                     continue
+                if shares > 1 and _share_of(src, sport, dst, dport, shares) != share:
+                    continue  # another worker's connection
                 conn = Conn(self, Side(src, sport), Side(dst, dport), ts, pkt)
                 conns[key] = (conn, 0)
                 conns[(dst, dport, src, sport)] = (conn, 1)
@@ -1127,13 +1214,29 @@ class WireIngest:
                     self._drop(conn, pkt)
             if pkt - last_progress >= 10000:
                 last_progress = pkt
+                if pkt - last_gc >= 1_000_000:
+                    last_gc = pkt
+                    gc.collect()
                 ctx.progress(getattr(f, "tell", lambda: 0)())
-                if len(self.req_rows) >= CHUNK_ROWS or len(self.part_rows) >= CHUNK_ROWS:
+                if len(self.req_rows) >= self.chunk_rows or len(self.part_rows) >= self.chunk_rows:
                     yield from self.chunks()
+                if keyed:
+                    yield MARK, pkt  # every later row sorts after this packet's
         self.stats["packets"] = pkt
         for conn, _i in list(conns.values()):
+            if keyed:
+                self.cur_ord = conn.first_pkt
             conn.close(pkt)
         conns.clear()
+        if keyed:  # the caller merges the workers' counts and reports them once
+            yield from self.chunks(final=True)
+            return
+        self.final_errors(reasons, self.stats)
+        yield from self.chunks(final=True)
+
+    def final_errors(self, reasons: dict[str, tuple[int, int]], st: dict[str, int]) -> None:
+        """Packets not decoded, per reason, and the TCP statistics."""
+        ctx = self.ctx
         for what, (count, first) in sorted(reasons.items()):
             sev = "error" if what.startswith(("unsupported_link", "bad_timestamp")) else "info"
             ctx.error(
@@ -1143,7 +1246,6 @@ class WireIngest:
                 unit="packet",
                 severity=sev,
             )
-        st = self.stats
         if st["retransmitted_segments"] or st["out_of_order_segments"]:
             ctx.error(
                 None,
@@ -1154,10 +1256,11 @@ class WireIngest:
                 unit="packet",
                 severity="info",
             )
-        yield from self.chunks(final=True)
 
     def _drop(self, conn: Conn, pkt: int) -> None:
         conn.close(pkt)
+        for side in conn.sides:
+            side.framer = None  # framer -> connection -> side -> framer: let reference counting free them
         for side_i, side in enumerate(conn.sides):
             peer = conn.sides[1 - side_i]
             key = (side.raw, side.port, peer.raw, peer.port)
@@ -1420,6 +1523,8 @@ class WireIngest:
                 for name, tid in k.read_metadata_response(frame, h.api_version):
                     if tid and name and tid != "AAAAAAAAAAAAAAAAAAAAAA":
                         self.topic_ids[tid] = name
+                        if self.keyed:
+                            self.learned.append((self.key(), tid, name))
             elif h.api_key == k.API_VERSIONS:
                 known = self.ctx.hints.setdefault("api_versions", {})
                 broker = _endpoint(conn.broker.addr, conn.broker.port)
@@ -1427,6 +1532,8 @@ class WireIngest:
                     err, versions = k.read_api_versions_response(frame, h.api_version)
                     if not err:
                         known[broker] = versions
+                        if self.keyed:
+                            self.api_version_keys[broker] = self.key()
         except BODY_ERRORS as exc:
             self.ctx.error(
                 end_pkt,
@@ -1470,6 +1577,9 @@ class WireIngest:
         latency = (resp["end_ts"] - arrival) / 1e6 if resp else None
         arrival_ns = arrival - self.offset_ns
         end_ns = resp["end_ts"] - self.offset_ns if resp else None
+        if self.keyed:
+            order = self.key()
+            self.req_keys.append(order)
         self.req_rows.append(
             (
                 req["pkt"],
@@ -1507,8 +1617,10 @@ class WireIngest:
                 answers[(a.topic_id or a.topic, a.partition)] = a
         for p in parts:
             topic = p["topic"]
-            if topic is None and p["topic_id"]:
+            if topic is None and p["topic_id"] and self.resolve_topics:
                 topic = self._topic_name(p["topic_id"])
+            if self.keyed:
+                self.part_keys.append(order)
             a = answers.get((p["topic_id"] or p["topic"], p["partition"]))
             fts = p["first_timestamp"]
             self.part_rows.append(
@@ -1549,14 +1661,35 @@ class WireIngest:
 
     def chunks(self, final: bool = False) -> Iterator[tuple[str, pl.DataFrame]]:
         if self.req_rows or final:
-            yield "kafka_requests", _frame(KAFKA_REQUESTS, self.req_rows)
+            frame = _frame(KAFKA_REQUESTS, self.req_rows)
+            if self.keyed:
+                frame = _with_keys(frame, self.req_keys)
+                self.req_keys = []
+            yield "kafka_requests", frame
             self.req_rows = []
         if self.part_rows or final:
-            yield "produce_partitions", _frame(PRODUCE_PARTITIONS, self.part_rows)
+            frame = _frame(PRODUCE_PARTITIONS, self.part_rows)
+            if self.keyed:
+                frame = _with_keys(frame, self.part_keys)
+                self.part_keys = []
+            yield "produce_partitions", frame
             self.part_rows = []
 
 
 def _frame(table, rows: list[tuple]) -> pl.DataFrame:
+    """Rows to a frame of the declared columns. The cyclic garbage collector is paused
+    meanwhile: transposing 50,000 rows allocates a million references and would trigger
+    full collections that find nothing (the rows hold no cycles)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _frame_of(table, rows)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _frame_of(table, rows: list[tuple]) -> pl.DataFrame:
     schema = {}
     for name, dtype in table.parser_columns.items():
         schema[name] = pl.Int64 if dtype == TIMESTAMP else dtype
@@ -1569,6 +1702,294 @@ def _frame(table, rows: list[tuple]) -> pl.DataFrame:
             series.append(pl.Series(n, c, dtype=t))
     frame = pl.DataFrame(series)
     return frame.with_columns([pl.col(n).cast(TIMESTAMP) for n, t in table.parser_columns.items() if t == TIMESTAMP])
+
+
+# -- one capture on several cores ----------------------------------------------------------------
+#
+# Each worker process reads the whole capture but reassembles and decodes only its share of
+# the connections (by a hash of the unordered 4-tuple, so both directions and every reuse of a
+# 4-tuple land in the same worker). Connections are independent once the broker ports are
+# known, so the split runs only when the manifest names ``kafka_ports``. Every row and error
+# carries the serial run's order key (packet being processed, closing connection, event
+# number); the parent merges the workers' streams by that key, so the output is the serial
+# run's, row for row. Produce v13 topic names depend on Metadata responses seen on any
+# connection before the row: the workers report what they learn, and the parent names the
+# topics while merging.
+
+MARK = "__mark__"
+KEY_COLUMNS = ("__key_packet", "__key_order", "__key_seq")
+SPLIT_MIN_BYTES = 64 * 1024 * 1024  # smaller captures parse faster than workers start
+WORKER_CHUNK_ROWS = 10_000  # rows a worker holds as Python objects before sending them
+# File-level damage every worker sees: reported by the first worker only, ordered after the
+# packet read before it.
+READER_ERRORS = frozenset(
+    {"truncated_capture", "bad_record", "bad_block", "read_error", "no_timestamp", "gzip_damaged"}
+)
+READER_SEQ = 1 << 62
+
+
+def _share_of(src: bytes, sport: int, dst: bytes, dport: int, shares: int) -> int:
+    """Which share owns a connection: the same for both directions, in every process. The
+    first share (the ingesting process, which also merges and stores the rows) gets
+    three quarters of an equal part of the connections; the workers split the rest."""
+    h = int.from_bytes(src) + int.from_bytes(dst) + ((sport + dport) << 7)
+    x = ((h * 0x9E3779B97F4A7C15) >> 40) & 4095
+    local = 3 * 4096 // (4 * shares)
+    if x < local:
+        return 0
+    return 1 + (x - local) * (shares - 1) // (4096 - local)
+
+
+def _with_keys(frame: pl.DataFrame, keys: list[tuple[int, int, int]]) -> pl.DataFrame:
+    cols = list(zip(*keys, strict=True)) if keys else [(), (), ()]
+    return frame.with_columns(pl.Series(n, c, dtype=pl.Int64) for n, c in zip(KEY_COLUMNS, cols, strict=True))
+
+
+class _KeyedContext(ParseContext):
+    """A worker's context: errors carry the serial order key and their skipped bytes."""
+
+    ingest: WireIngest | None = None
+    first_worker = True
+
+    def error(self, position, what, message, *, unit="byte", severity="error", skipped_bytes=0) -> None:
+        ing = self.ingest
+        if what in READER_ERRORS:
+            if not self.first_worker:
+                return
+            order = (ing.cur_pkt, 0, READER_SEQ + ing.key()[2])
+        else:
+            order = ing.key()
+        self.bytes_skipped += skipped_bytes
+        if len(self.errors) <= self.max_errors:
+            self.errors.append((order, position, what, message, unit, severity, skipped_bytes))
+
+
+def _share_messages(path: Path, name: str, aid: str, manifest, hints: dict, share: int, shares: int) -> Iterator[tuple]:
+    """One share of the connections: ("rows", table, frame with order keys, topic ids
+    learned), ("mark", packets done, learned, bytes read) every 10,000 packets, then
+    ("done", learned, keyed errors, skipped bytes not in them, reasons, stats, hints,
+    ApiVersions order keys)."""
+    ctx = _KeyedContext(path, name, aid, manifest, hints)
+    ctx.first_worker = share == 0
+    ing = WireIngest(ctx)
+    ctx.ingest = ing
+    ing.share, ing.keyed, ing.resolve_topics = (share, shares), True, False
+    ing.chunk_rows = WORKER_CHUNK_ROWS
+    reader_ctx = ctx if share == 0 else ParseContext(path, name, aid, manifest)
+    f = reader_ctx.open()
+    inner = getattr(f, "fileobj", None)
+    sent_learned = 0
+    try:
+        for table, frame in ing.run(f, reader_ctx):
+            learned = ing.learned[sent_learned:]
+            sent_learned = len(ing.learned)
+            if table == MARK:
+                yield "mark", frame, learned, f.tell() if share == 0 else None
+            else:
+                yield "rows", table, frame, learned
+    except CaptureError as exc:
+        if share == 0:
+            ctx.errors.append(((0, 0, 0), 0, "not_a_capture", str(exc), "byte", "error", 0))
+    finally:
+        f.close()
+        if inner is not None:
+            inner.close()
+    recorded = sum(e[6] for e in ctx.errors)
+    yield (
+        "done",
+        ing.learned[sent_learned:],
+        ctx.errors,
+        ctx.bytes_skipped - recorded,
+        ing.reasons,
+        ing.stats,
+        {k: v for k, v in ctx.hints.items() if k != "topic_ids"},
+        ing.api_version_keys,
+    )
+
+
+def _split_worker(path: Path, name: str, aid: str, manifest, hints: dict, share: int, shares: int, out) -> None:
+    """Worker process: one share of the connections; frames go to ``out`` as Arrow IPC."""
+    try:
+        for msg in _share_messages(path, name, aid, manifest, hints, share, shares):
+            if msg[0] == "rows":
+                buf = io.BytesIO()
+                msg[2].write_ipc(buf, compression="uncompressed")
+                msg = ("rows", msg[1], buf.getvalue(), msg[3])
+            out.send(msg)
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which fails the artifact
+        out.send(("failed", f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.close()
+
+
+def _split_parse(ctx: ParseContext, shares: int) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Parse one capture in ``shares`` shares: the first in this process, the others in
+    worker processes; rows in the serial run's order."""
+    spawn = multiprocessing.get_context("spawn")
+    main = WireIngest(ctx)  # names v13 topics as the serial run would
+    pipes, procs = [], []
+    try:
+        for share in range(1, shares):
+            recv, send = spawn.Pipe(duplex=False)
+            proc = spawn.Process(
+                target=_split_worker,
+                args=(ctx.path, ctx.name, ctx.artifact_id, ctx.manifest, dict(ctx.hints), share, shares, send),
+                daemon=True,
+            )
+            proc.start()
+            send.close()
+            pipes.append(recv)
+            procs.append(proc)
+        marks: list[int | None] = [0] * shares  # packets each share is done with; None: finished
+        held: dict[str, list[pl.DataFrame]] = {"kafka_requests": [], "produce_partitions": []}
+        held_rows = 0
+        learned: list[tuple[tuple[int, int, int], str, str]] = []
+        done: list[tuple] = [()] * shares
+        live = {pipes[i - 1]: i for i in range(1, shares)}
+        local = _share_messages(ctx.path, ctx.name, ctx.artifact_id, ctx.manifest, dict(ctx.hints), 0, shares)
+        local_open = True
+
+        def take(i: int, msg: tuple) -> None:
+            nonlocal held_rows
+            if msg[0] == "rows":
+                frame = msg[2] if i == 0 else pl.read_ipc(io.BytesIO(msg[2]))
+                held[msg[1]].append(frame)
+                held_rows += frame.height
+                learned.extend(msg[3])
+            elif msg[0] == "failed":
+                raise RuntimeError(f"capture worker {i}: {msg[1]}")
+            elif msg[0] == "mark":
+                marks[i] = msg[1]
+                learned.extend(msg[2])
+                if msg[3] is not None:
+                    ctx.progress(msg[3])
+            else:  # done
+                learned.extend(msg[1])
+                done[i] = msg
+                marks[i] = None
+
+        while live or local_open:
+            others = [m for m in marks[1:] if m is not None]
+            # this process's share runs ahead only while the rows it waits to merge are few
+            if local_open and not (live and held_rows >= 4 * CHUNK_ROWS and marks[0] >= min(others, default=0)):
+                for msg in local:
+                    take(0, msg)
+                    if msg[0] != "rows":
+                        break
+                local_open = marks[0] is not None
+                ready = mp_connection.wait(list(live), timeout=0) if live else []
+            else:
+                ready = mp_connection.wait(list(live))
+            for pipe in ready:
+                i = live[pipe]
+                try:
+                    msg = pipe.recv()
+                except EOFError:
+                    raise RuntimeError(f"capture worker {i} ended without a result") from None
+                take(i, msg)
+                if msg[0] == "done":
+                    del live[pipe]
+            open_marks = [m for m in marks if m is not None]
+            upto = min(open_marks) if open_marks else None
+            if upto is None or held_rows >= CHUNK_ROWS:
+                yield from _release(main, held, learned, upto)
+                held_rows = sum(f.height for fs in held.values() for f in fs)
+        for proc in procs:
+            proc.join()
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for pipe in pipes:
+            pipe.close()
+    # errors in the serial run's order, then what the serial run reports at its end
+    errors = heapq.merge(*(d[2] for d in done), key=lambda e: e[0])
+    for _order, position, what, message, unit, severity, skipped in errors:
+        ctx.error(position, what, message, unit=unit, severity=severity, skipped_bytes=skipped)
+    ctx.bytes_skipped += sum(d[3] for d in done)
+    stats = {k: sum(d[5][k] for d in done) for k in main.stats}
+    stats["packets"] = done[0][5]["packets"]
+    main.final_errors(done[0][4], stats)
+    for key, value in done[0][6].items():
+        if key != "api_versions":
+            ctx.hints.setdefault(key, value)
+    if any("api_versions" in d[6] for d in done):
+        known = ctx.hints.setdefault("api_versions", {})
+        firsts = sorted((d[7][b], b, d[6]["api_versions"][b]) for d in done for b in d[7])
+        for _order, broker, versions in firsts:
+            known.setdefault(broker, versions)
+
+
+def _release(
+    main: WireIngest,
+    held: dict[str, list[pl.DataFrame]],
+    learned: list[tuple[tuple[int, int, int], str, str]],
+    upto: int | None,
+) -> Iterator[tuple[str, pl.DataFrame]]:
+    """Yield the held rows that no worker can still precede (all when ``upto`` is None)."""
+    kp, ko, ks = (pl.col(c) for c in KEY_COLUMNS)
+    learned.sort(key=lambda e: e[0])
+    for table, frames in held.items():
+        if not frames:
+            if upto is None:  # as the serial run, every table ends with a frame, empty or not
+                yield table, _frame(KAFKA_REQUESTS if table == "kafka_requests" else PRODUCE_PARTITIONS, [])
+            continue
+        frame = pl.concat(frames, how="vertical")
+        if upto is None:
+            ready, rest = frame, None
+        else:
+            early = (kp < upto) | ((kp == upto) & (ko == 0))
+            ready, rest = frame.filter(early), frame.filter(~early)
+        held[table] = [rest] if rest is not None and rest.height else []
+        if not ready.height and upto is not None:
+            continue
+        ready = ready.sort(KEY_COLUMNS, maintain_order=True)
+        if table == "produce_partitions":
+            ready = _name_topics(main, ready, learned, upto)
+        yield table, ready.drop(KEY_COLUMNS)
+    # topic ids learned up to here are known to every later row
+    cut = len(learned) if upto is None else bisect.bisect_right(learned, (upto, 0, 1 << 63), key=lambda e: e[0])
+    for _order, tid, name in learned[:cut]:
+        main.topic_ids[tid] = name
+    del learned[:cut]
+
+
+def _name_topics(main: WireIngest, frame: pl.DataFrame, learned: list, upto: int | None) -> pl.DataFrame:
+    """Name v13 topics (by id) with what was learned before each row, as the serial run does."""
+    need = frame.select((pl.col("topic").is_null() & pl.col("topic_id").is_not_null()).arg_true()).to_series()
+    if not need.len():
+        return frame
+    topics = frame["topic"].to_list()
+    ids = frame["topic_id"].to_list()
+    keys = frame.select(KEY_COLUMNS).rows()
+    j = 0
+    for row in need.to_list():
+        while j < len(learned) and learned[j][0] < keys[row]:
+            main.topic_ids[learned[j][1]] = learned[j][2]
+            j += 1
+        topics[row] = main._topic_name(ids[row])
+    del learned[:j]
+    return frame.with_columns(pl.Series("topic", topics, dtype=pl.Utf8))
+
+
+def _split_shares(ctx: ParseContext) -> int:
+    """Worker processes for one capture: the context's ``jobs`` (set by the runner) when the
+    capture is large, its broker ports are known, and it is a capture at all."""
+    jobs = getattr(ctx, "jobs", 1)
+    if jobs < 2 or not ctx.manifest.kafka_ports:
+        return 1
+    try:
+        size = ctx.path.stat().st_size
+        with open(ctx.path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return 1
+    if size < int(os.environ.get("KFORENSICS_SPLIT_MIN_BYTES", SPLIT_MIN_BYTES)):
+        return 1
+    if head not in PCAP_MAGICS and head != PCAPNG_MAGIC and head[:2] != b"\x1f\x8b":
+        return 1
+    return jobs
 
 
 def _bundle_partition_metadata(ctx: ParseContext) -> list[Path]:
@@ -1598,6 +2019,10 @@ class CaptureParser(Parser):
         return probe.head[:4] in PCAP_MAGICS or probe.head[:4] == PCAPNG_MAGIC
 
     def parse(self, ctx: ParseContext) -> Iterator[tuple[str, pl.DataFrame]]:
+        shares = _split_shares(ctx)
+        if shares > 1:
+            yield from _split_parse(ctx, shares)
+            return
         f = ctx.open()
         inner = getattr(f, "fileobj", None)  # a GzipFile leaves the file it reads open
         try:
