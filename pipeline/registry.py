@@ -97,6 +97,7 @@ class ParseContext:
     progress: Callable[[int], None] = lambda n: None  # called with bytes consumed so far
     errors: list[IngestError] = field(default_factory=list)
     bytes_skipped: int = 0
+    jobs: int = 1  # processes this artifact's parser may use (set when it runs alone)
     max_errors: int = 100_000
 
     def error(

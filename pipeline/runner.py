@@ -335,8 +335,9 @@ def _run_serial(
     job: _Job, manifest: Manifest, store: Store, progress: Progress, hints: dict[str, Any], jobs: int = 1
 ) -> ArtifactResult:
     task = progress.start(job.bf.name, job.size)
-    ctx = ParseContext(job.bf.path, job.bf.name, job.aid, manifest, hints, progress=lambda n: progress.update(task, n))
-    ctx.jobs = jobs  # type: ignore[attr-defined]  # a parser may split one large artifact over processes
+    ctx = ParseContext(
+        job.bf.path, job.bf.name, job.aid, manifest, hints, progress=lambda n: progress.update(task, n), jobs=jobs
+    )
     store.begin_artifact(job.aid, job.bf.name)
     outcome = parse_artifact(job.parser, ctx, store.insert, on_rows=lambda n: progress.rows(task, n))
     result = _finish(store, job, outcome)

@@ -22,6 +22,7 @@ from pipeline.registry import load_families
 from pipeline.tables import TABLES, Table
 
 DB_NAME = "incident.duckdb"
+DUCKDB_MEMORY = "1GB"  # $KFORENSICS_DUCKDB_MEMORY overrides
 LOCK_NAME = ".kforensics.lock"
 
 
@@ -69,6 +70,9 @@ class Store:
         self.outdir.mkdir(parents=True, exist_ok=True)
         self._lock()
         self.con = duckdb.connect(str(self.path))
+        # Bounded memory whatever the bundle's size: DuckDB spills past this to OUTDIR/.spill.
+        self.con.execute(f"set memory_limit = '{os.environ.get('KFORENSICS_DUCKDB_MEMORY', DUCKDB_MEMORY)}'")
+        self.con.execute(f"set temp_directory = '{self.outdir / '.spill'}'")
         self.ensure_tables()
 
     def _lock(self) -> None:

@@ -1976,7 +1976,7 @@ def _name_topics(main: WireIngest, frame: pl.DataFrame, learned: list, upto: int
 def _split_shares(ctx: ParseContext) -> int:
     """Worker processes for one capture: the context's ``jobs`` (set by the runner) when the
     capture is large, its broker ports are known, and it is a capture at all."""
-    jobs = getattr(ctx, "jobs", 1)
+    jobs = ctx.jobs
     if jobs < 2 or not ctx.manifest.kafka_ports:
         return 1
     try:
