@@ -776,6 +776,7 @@ class Conn:
         self.requests = 0
         self.closed = False
         self.confirmed = False
+        self.other_bytes = 0  # payload passed over once the connection was found not to be Kafka
 
     # roles ------------------------------------------------------------------------------------
     def decide(self, client_index: int, confirmed: bool) -> None:
@@ -1016,6 +1017,14 @@ class Conn:
         if self.state == "probe" and any(self.probe_buf.values()):
             self.identify(0)  # last look at what the connection carried
         if self.state != "kafka":
+            # reassembled before the connection was set aside, and passed over after
+            carried = sum(side.next for side in self.sides) + self.other_bytes
+            if carried:  # accounted at the end, never silently dropped
+                st = self.ingest.stats
+                st["other_conns"] += 1
+                st["other_bytes"] += carried
+                if not st["other_first_pkt"] or self.first_pkt < st["other_first_pkt"]:
+                    st["other_first_pkt"] = self.first_pkt
             return
         for side in (self.client, self.broker):
             self.ingest.flush_pending(side, pkt, self)
@@ -1057,6 +1066,9 @@ class WireIngest:
             "out_of_order_segments": 0,
             "gaps": 0,
             "gap_bytes": 0,
+            "other_conns": 0,  # connections never decoded as Kafka (another protocol, TLS, implausible)
+            "other_bytes": 0,
+            "other_first_pkt": 0,
         }
         self.reasons: dict[str, tuple[int, int]] = {}
         self.first_ts: int | None = None
@@ -1179,6 +1191,7 @@ class WireIngest:
                     conn.decide(role, confirmed=True)
             conn, i = got
             if conn.state == "other":
+                conn.other_bytes += len(payload)
                 continue
             me, peer = conn.sides[i], conn.sides[1 - i]
             if flags & SYN:
@@ -1245,6 +1258,17 @@ class WireIngest:
                 f"{count} packets not decoded ({what.replace('_', ' ')}); first at packet {first}",
                 unit="packet",
                 severity=sev,
+            )
+        if st["other_conns"]:
+            ctx.error(
+                st["other_first_pkt"],
+                "not_kafka",
+                f"{st['other_conns']} TCP connections ({st['other_bytes']} bytes) not decoded as Kafka "
+                "(another protocol, TLS, or no plausible request header; list the broker ports in "
+                "bundle.toml kafka_ports to decode them as Kafka); the first starts at packet "
+                f"{st['other_first_pkt']}",
+                unit="packet",
+                severity="info",
             )
         if st["retransmitted_segments"] or st["out_of_order_segments"]:
             ctx.error(
@@ -1348,8 +1372,7 @@ class WireIngest:
             f"{who}: {n} bytes from {_endpoint(me.addr, me.port)} {cause} "
             f"(stream bytes {start}..{end}, seq {seq0}..{(seq0 + n) & U32})",
             unit="packet",
-            severity="data_loss",
-            skipped_bytes=n,
+            severity="data_loss",  # bytes the capture never held: counted here, not as skipped bytes
         )
         me.next = end
         if conn.state == "kafka":
@@ -1910,6 +1933,7 @@ def _split_parse(ctx: ParseContext, shares: int) -> Iterator[tuple[str, pl.DataF
     ctx.bytes_skipped += sum(d[3] for d in done)
     stats = {k: sum(d[5][k] for d in done) for k in main.stats}
     stats["packets"] = done[0][5]["packets"]
+    stats["other_first_pkt"] = min((d[5]["other_first_pkt"] for d in done if d[5]["other_first_pkt"]), default=0)
     main.final_errors(done[0][4], stats)
     for key, value in done[0][6].items():
         if key != "api_versions":

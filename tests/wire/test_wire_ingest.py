@@ -301,10 +301,11 @@ def test_tls_connections_are_skipped_with_a_note():
     """librdkafka over SSL (security.protocol=SSL) to a TLS server on a Kafka port."""
     tables, ctx = parsed("tls.pcap", (29187,))
     assert tables["kafka_requests"].height == 0
-    assert errors(ctx) == [("encrypted", "info"), ("encrypted", "info")]
+    assert errors(ctx) == [("encrypted", "info"), ("encrypted", "info"), ("not_kafka", "info")]
     assert ctx.errors[0].message.endswith(">127.0.0.1:29187: TLS connection skipped")
-    auto, actx = parsed("tls.pcap")  # without the port it is simply not Kafka
-    assert auto["kafka_requests"].height == 0 and errors(actx) == []
+    auto, actx = parsed("tls.pcap")  # without the port it is simply not Kafka, and said so
+    assert auto["kafka_requests"].height == 0 and errors(actx) == [("not_kafka", "info")]
+    assert actx.errors[0].message.startswith("2 TCP connections (5093 bytes) not decoded as Kafka")
 
 
 def test_clock_offset_shifts_instants_and_keeps_the_capture_clock():
