@@ -314,10 +314,12 @@ def _with_segment_columns(frame: pl.DataFrame, cut: pl.Expr | None = None) -> pl
     ``my-topic-15`` may read ``my-topic-1``, so they get no topic rather than a wrong one.
     """
     parts = pl.col("path").str.extract_groups(SEGMENT_PATH)
+    # a partition number no int32 holds is no Kafka partition: the path is not a segment's
+    partition = parts.struct.field("2").cast(I32, strict=False)
     fields = [
-        parts.struct.field("1").alias("topic"),
-        parts.struct.field("2").cast(I32).alias("partition"),
-        parts.struct.field("3").alias("segment"),
+        pl.when(partition.is_not_null()).then(parts.struct.field("1")).alias("topic"),
+        partition.alias("partition"),
+        pl.when(partition.is_not_null()).then(parts.struct.field("3")).alias("segment"),
     ]
     if cut is not None:
         fields = [pl.when(cut).then(None).otherwise(f).alias(f.meta.output_name()) for f in fields]

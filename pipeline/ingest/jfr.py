@@ -490,10 +490,24 @@ class JfrParser(Parser):
                 ("thread_samples", "samples", ex.samples(chunk)),
                 ("jvm_file_writes", "writes", ex.file_writes(chunk)),
             ):
-                for part in parts:  # at most CHUNK_ROWS events of one type
-                    frame = _frames(rec, ex, [part], kind, offset_ns)
-                    yield from _emit(frame, table, pl.Series("stacks", ex.stacks, dtype=STR_LIST))
-        yield from _emit(_threads_frame(rec, ex.threads(), offset_ns), "jfr_threads")
+                try:
+                    for part in parts:  # at most CHUNK_ROWS events of one type
+                        frame = _frames(rec, ex, [part], kind, offset_ns)
+                        yield from _emit(frame, table, pl.Series("stacks", ex.stacks, dtype=STR_LIST))
+                except Exception as exc:  # noqa: BLE001 - metadata that lies about a field's type
+                    ctx.error(
+                        chunk.header.offset,
+                        "bad_events",
+                        f"chunk {chunk.index + 1}: {table} events not readable "
+                        f"({type(exc).__name__}: {str(exc)[:200]}); the rest of the chunk is kept",
+                        severity="data_loss",
+                    )
+        try:
+            yield from _emit(_threads_frame(rec, ex.threads(), offset_ns), "jfr_threads")
+        except Exception as exc:  # noqa: BLE001
+            ctx.error(
+                0, "bad_events", f"threads not readable ({type(exc).__name__}: {str(exc)[:200]})", severity="data_loss"
+            )
         for pos, msg, nbytes in ex.problems:
             ctx.error(pos, "bad_events", msg, severity="data_loss", skipped_bytes=nbytes)
 

@@ -163,3 +163,11 @@ def test_jfr_skipping_a_value_past_the_end_is_a_format_error():
     entry = b"\x03\x04main"  # osName "main", then the recording ends before osThreadId
     with pytest.raises(JfrFormatError, match="cannot read field osThreadId"):
         skip(entry, 0)
+
+
+def test_ebpf_path_with_a_partition_no_int32_holds_is_not_a_segment(tmp_path):
+    good = KIT_ROW.format(start=2725302770849, pid=3922)
+    odd = good.replace("orders-0/", "orders-09999999999999999999999999/")
+    outcome = parse_bytes("ebpf", (KIT_HEAD + good + odd).encode(), tmp_path)
+    assert problems(outcome) == []
+    assert outcome.rows == 2 and outcome.status == "ok"

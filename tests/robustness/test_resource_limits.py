@@ -73,12 +73,6 @@ def _bounded(r: dict, seconds: float = 5.0, grow_mib: int = 150) -> None:
 # -- segments and record batches --------------------------------------------------------
 
 
-def _v2_batch(base_offset: int, length: int | None = None, records: bytes = b"") -> bytes:
-    body = struct.pack(">hiqqqhii", 0, 0, 1763600000000, 1763600000000, -1, -1, -1, 1) + records
-    crc = crc32c.crc32c(body)
-    return struct.pack(">qiibI", base_offset, len(body) + 9 if length is None else length, 0, 2, crc) + body
-
-
 @pytest.mark.parametrize("claimed", [0x7FFFFFFF, 0x40000000, -1, -0x80000000])
 def test_segment_batch_length_claiming_gigabytes(tmp_path, claimed):
     good = SEGMENT.read_bytes()

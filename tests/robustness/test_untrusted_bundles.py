@@ -171,9 +171,7 @@ def test_directory_bundle_with_odd_names_and_special_files(tmp_path):
     root = tmp_path / "bundle"
     root.mkdir()
     (root / "line\nbreak.txt").write_text("a\n")
-    (os.fsencode(root) + b"/raw-\xff\xfe.txt") and Path(
-        os.fsdecode(os.fsencode(root) + b"/raw-\xff\xfe.txt")
-    ).write_text("b\n")
+    Path(os.fsdecode(os.fsencode(root) + b"/raw-\xff\xfe.txt")).write_text("b\n")  # not UTF-8
     (root / ("y" * 250)).write_text("c\n")
     os.mkfifo(root / "a.fifo")
     sock = socket.socket(socket.AF_UNIX)
