@@ -56,7 +56,8 @@ JVM_THREADS = declare(
     ("stack", STR_LIST, "Stack frames, top first, without the leading 'at '."),
 )
 
-MARKERS = (b"Full thread dump", b'"threadDump"')
+_DUMP_START = re.compile(rb"^Full thread dump ", re.M)
+_JSON_KEY = re.compile(rb'"threadDump"\s*:')
 _THREAD_LINE = re.compile(rb'^"[^\n]*" (?:#\d+ )?[^\n]*(?:prio=|nid=)', re.M)
 
 _TS = re.compile(r"^(\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d)\s*$")
@@ -470,7 +471,10 @@ class ThreadDumpParser(Parser):
         head = probe.head
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             head = decode_text(head).encode("utf-8", "replace")
-        return any(m in head for m in MARKERS) or _THREAD_LINE.search(head) is not None
+        if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+            return _JSON_KEY.search(head) is not None  # the JSON format (JDK 21+)
+        # a dump's first line, or a thread header line; a mere mention in prose or code is neither
+        return _DUMP_START.search(head) is not None or _THREAD_LINE.search(head) is not None
 
     def parse(self, ctx: ParseContext) -> Iterator[tuple[str, pl.DataFrame]]:
         with ctx.open_text() as f:

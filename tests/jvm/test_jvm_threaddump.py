@@ -205,3 +205,19 @@ def test_quoted_log_lines_are_not_threads(tmp_path):
     p = tmp_path / "noisy.log"
     p.write_text("".join(noisy))
     assert parse_dump(p).drop("position").equals(parse_dump(src).drop("position"))
+
+
+def test_prose_or_code_mentioning_a_dump_is_not_a_dump(tmp_path):
+    from pipeline.ingest.threaddump import ThreadDumpParser
+    from pipeline.registry import Probe
+
+    for text in (
+        'The marker ("Full thread dump") starts every jstack output.\n',
+        'out.write("Full thread dump OpenJDK 64-Bit Server VM (17.0.15+6 mixed mode):\\n")\n',
+        '{"not": "a dump", "text": "threadDump"}\n',
+    ):
+        f = tmp_path / "x.txt"
+        f.write_text(text)
+        assert not ThreadDumpParser.detect(Probe.of(f))
+    f.write_text('{\n  "threadDump": {"processId": "1", "threadContainers": []}\n}\n')
+    assert ThreadDumpParser.detect(Probe.of(f))
