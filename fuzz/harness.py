@@ -55,14 +55,16 @@ def parser_for(kind: str) -> type[Parser]:
     raise KeyError(f"no parser of kind {kind}")
 
 
-def parse_bytes(kind: str, data: bytes, workdir: Path, budget_s: float = 10.0) -> ParseOutcome:
+def parse_bytes(
+    kind: str, data: bytes, workdir: Path, budget_s: float = 10.0, manifest: Manifest = FUZZ_MANIFEST
+) -> ParseOutcome:
     """Parse ``data`` as ``kind``; rows are counted, not kept."""
     parser = parser_for(kind)
     name = FILENAMES.get(kind, "input.bin")
     path = workdir / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    ctx = ParseContext(path, name, "fuzz", FUZZ_MANIFEST, {})
+    ctx = ParseContext(path, name, "fuzz", manifest, {})
     with time_budget(budget_s):
         return parse_artifact(parser, ctx, lambda table, frame: None)
 

@@ -30,11 +30,14 @@ from pathlib import Path
 def peak_kib():
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-from fuzz.harness import parse_bytes
+import dataclasses
+from fuzz.harness import FUZZ_MANIFEST, parse_bytes
 kind, path, work = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+ports = tuple(int(p) for p in sys.argv[4:])
+manifest = dataclasses.replace(FUZZ_MANIFEST, kafka_ports=ports) if ports else FUZZ_MANIFEST
 base = peak_kib()
 t0 = time.perf_counter()
-o = parse_bytes(kind, path.read_bytes(), work, budget_s=60.0)
+o = parse_bytes(kind, path.read_bytes(), work, budget_s=60.0, manifest=manifest)
 print(json.dumps({
     "status": o.status, "rows": o.rows, "seconds": time.perf_counter() - t0,
     "peak_kib": peak_kib(), "base_kib": base,
@@ -43,12 +46,12 @@ print(json.dumps({
 """
 
 
-def measure(kind: str, data: bytes, tmp: Path) -> dict:
+def measure(kind: str, data: bytes, tmp: Path, kafka_ports: tuple[int, ...] = ()) -> dict:
     """Parse ``data`` as ``kind`` in a child process: outcome, seconds and peak RSS."""
     src = tmp / "input.bin"
     src.write_bytes(data)
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, kind, str(src), str(tmp / "work")],
+        [sys.executable, "-c", _CHILD, kind, str(src), str(tmp / "work"), *map(str, kafka_ports)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -208,17 +211,19 @@ def _kafka_capture(frame_length: int) -> bytes:
     return w_buf.getvalue()
 
 
-@pytest.mark.xfail(
-    reason="pipeline/ingest/pcap.py: a frame whose length runs past the end of its stream is dropped "
-    "without an error row (status ok, 0 rows); reproducer tests/robustness/regressions/pcap-frame-claims-2gib.pcap",
-    strict=False,
-)
 @pytest.mark.parametrize("claimed", [0x7FFFFFFF, -1])
 def test_capture_with_a_kafka_frame_claiming_2_gib(tmp_path, claimed):
-    r = measure("pcap", _kafka_capture(claimed), tmp_path)
+    # on a declared broker port: an error at the frame, the rest skipped and counted
+    r = measure("pcap", _kafka_capture(claimed), tmp_path, kafka_ports=(9092,))
     _bounded(r)
-    bad = [e for e in r["errors"] if e[2] != "info"]
-    assert bad, f"a 2 GiB frame in a 28 KiB capture is not reported: {r['errors']}"
+    assert [e[1:3] for e in r["errors"] if e[2] != "info"][:2] == [["bad_frame", "error"], ["resync", "data_loss"]]
+    assert "implausible frame size" in r["errors"][0][3]
+    # auto-detected: never taken for Kafka, and its bytes are accounted, not dropped silently
+    (tmp_path / "auto").mkdir()
+    r = measure("pcap", _kafka_capture(claimed), tmp_path / "auto")
+    _bounded(r)
+    assert [e[1:3] for e in r["errors"]] == [["not_kafka", "info"]]
+    assert r["errors"][0][3].startswith("1 TCP connections (28084 bytes) not decoded as Kafka")
 
 
 def test_capture_with_a_kafka_frame_claiming_2_gib_stays_bounded(tmp_path):
