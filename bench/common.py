@@ -30,7 +30,9 @@ class Result:
     note: str = ""
 
 
-def run_command(cmd: list[str], **kw: Any) -> tuple[float, float, subprocess.CompletedProcess | None]:
+def run_command(
+    cmd: list[str], ok_codes: tuple[int, ...] = (0,), **kw: Any
+) -> tuple[float, float, subprocess.CompletedProcess | None]:
     """Run ``cmd``; wall seconds and the child's own peak RSS in MB (from wait4)."""
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -39,7 +41,7 @@ def run_command(cmd: list[str], **kw: Any) -> tuple[float, float, subprocess.Com
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
+    if proc.returncode not in ok_codes:
         err = proc.stderr.read().decode(errors="replace")[-2000:] if proc.stderr else ""
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err}")
     return seconds, usage.ru_maxrss / 1024, None
