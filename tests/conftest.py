@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "corpus"
+# The shared corpus sits beside the checkout; KFORENSICS_CORPUS points elsewhere (a worktree).
+CORPUS = Path(os.environ.get("KFORENSICS_CORPUS") or REPO.parent / "shared" / "corpus")
 
 
 def corpus_file(*parts: str) -> Path:

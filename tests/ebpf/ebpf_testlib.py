@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,9 @@ from pipeline.ingest.ebpf import FS_WRITES, KERNEL_CALLS, EbpfLogParser
 from pipeline.manifest import parse_manifest
 from pipeline.registry import IngestError, ParseContext
 from pipeline.runner import check_frame
+from tests.conftest import CORPUS
 
 REPO = Path(__file__).resolve().parents[2]
-# The shared corpus sits beside the checkout; KFORENSICS_CORPUS points elsewhere (a worktree).
-CORPUS = Path(os.environ.get("KFORENSICS_CORPUS", REPO / ".." / "shared" / "corpus"))
 EBPF_CORPUS = CORPUS / "ebpf"
 REAL = REPO / "fixtures" / "ebpf" / "real"
 

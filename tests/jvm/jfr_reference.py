@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -15,9 +14,8 @@ import polars as pl
 from pipeline.ingest.jfr import INGESTED_EVENTS, JfrParser
 from pipeline.registry import ParseContext
 from pipeline.runner import check_frame
+from tests.conftest import CORPUS  # noqa: F401 - the JVM tests take it from here
 
-# The shared/ folder beside the repository checkout (KFORENSICS_CORPUS overrides, e.g. for worktrees).
-CORPUS = Path(os.environ.get("KFORENSICS_CORPUS") or Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus")
 JFR = shutil.which("jfr")
 
 _INSTANT = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d)?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")

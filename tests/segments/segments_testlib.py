@@ -11,16 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import CORPUS as SHARED_CORPUS
+
 ROOT = Path(__file__).resolve().parents[2]
-# the shared/ folder beside the repository checkout (a worktree sits one level deeper)
-CORPUS = next(
-    (
-        p / "shared" / "corpus" / "segment"
-        for p in (ROOT.parent, *ROOT.parents[1:])
-        if (p / "shared" / "corpus").is_dir()
-    ),
-    ROOT / ".." / "shared" / "corpus" / "segment",
-)
+CORPUS = SHARED_CORPUS / "segment"
 GENERATED = ROOT / "fixtures" / "segments" / "generated"
 CORPUS_PREFIX = "Niloufar1171__LDI-POC__"
 T_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")

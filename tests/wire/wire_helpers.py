@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 from functools import cache
 from pathlib import Path
 
@@ -9,13 +8,10 @@ import polars as pl
 from pipeline.ingest.pcap import read_capture
 from pipeline.manifest import Manifest
 from pipeline.registry import ParseContext
+from tests.conftest import CORPUS as SHARED_CORPUS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "wire"
-# the shared corpus beside the repository checkout (KFORENSICS_CORPUS overrides, for worktrees)
-CORPUS = (
-    Path(os.environ.get("KFORENSICS_CORPUS") or Path(__file__).resolve().parents[2] / ".." / "shared" / "corpus")
-    / "pcap"
-)
+CORPUS = SHARED_CORPUS / "pcap"
 
 # broker port of every fixture capture (fixtures/wire/make_captures.py)
 PORTS = {
