@@ -224,7 +224,8 @@ class Cleanup:
         self.procs: dict[str, Started] = {}
         self.state_file = state_file
         self.state: dict[str, object] = {"pids": {}, "steps": []}
-        self.errors: list[str] = []
+        self.errors: list[str] = []  # something could not be undone
+        self.notes: list[str] = []  # undone, but not gently (a process that needed SIGKILL)
 
     def _save(self) -> None:
         if self.state_file is not None:
@@ -262,7 +263,7 @@ class Cleanup:
             try:
                 p.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.errors.append(f"{name} (pid {p.pid}) ignored {signal.Signals(s.stop_signal).name}: killed")
+                self.notes.append(f"{name} (pid {p.pid}) ignored {signal.Signals(s.stop_signal).name}: killed")
                 _killpg(p.pid)
                 p.wait(10)
         # anything it started in its session (a shell loop's dd)
@@ -690,11 +691,12 @@ def run_lab(cfg: FsConfig, outdir: Path, opts: LabOptions, echo: Callable[[str],
     finally:
         cleanup.run()
         summary["cleanup_errors"] = cleanup.errors
+        summary["cleanup_notes"] = cleanup.notes
         summary["seconds"] = round(time.monotonic() - t0, 1)
         (outdir / "lab-run.json").write_text(json.dumps(_jsonable(summary), indent=1))
     result = RunResult(cfg.name, outdir, bundle, summary)
-    if cleanup.errors:
-        echo(f"{cfg.name}: cleanup reported: {'; '.join(cleanup.errors)}")
+    if cleanup.errors or cleanup.notes:
+        echo(f"{cfg.name}: cleanup reported: {'; '.join(cleanup.errors + cleanup.notes)}")
     if opts.pipeline:
         result.pipeline_rc = run_pipeline(bundle, outdir / "out", echo)
     from pipeline.lab_checks import evaluate_run

@@ -236,8 +236,11 @@ def test_cleanup_stops_by_pid_and_undoes_in_reverse_even_when_a_step_fails(tmp_p
     c.stop = lambda name, timeout=1.0: orig_stop(name, timeout)  # keep the test short
     c.run()
     assert done == ["last", "first"]
-    assert c.errors[0].startswith("stubborn (pid ") and c.errors[0].endswith("ignored SIGTERM: killed")
-    assert c.errors[1] == "broken: device busy"
+    # a process that needed SIGKILL is undone all the same (a note); a step that failed is an error
+    assert (
+        len(c.notes) == 1 and c.notes[0].startswith("stubborn (pid ") and c.notes[0].endswith("ignored SIGTERM: killed")
+    )
+    assert c.errors == ["broken: device busy"]
     assert stubborn.poll() is not None and polite.poll() is not None
     saved = json.loads(state.read_text())
     assert saved["pids"] == {} and saved["steps"] == [] and saved["clean"] is False
