@@ -16,7 +16,7 @@ import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Result, peak_self_mb, record  # noqa: E402
+from bench.common import Result, check, peak_self_mb, record  # noqa: E402
 from fixtures.scenarios.catalog import SCENARIOS  # noqa: E402
 from fixtures.scenarios.frames import build_frames, load_into  # noqa: E402
 from fixtures.scenarios.model import simulate  # noqa: E402
@@ -75,6 +75,13 @@ def main(sizes: list[int]) -> None:
                 audits,
             )
         )
+        limit = {20_000: 5, 1_000_000: 60}.get(size)
+        if limit:
+            check(
+                f"correlation: SQL stages on the {size:,}-request generated scenario in under {limit} s",
+                f"{n:,} requests in {seconds:.2f} s, {audits}",
+                seconds < limit and not result.audit_failures,
+            )
         print(
             f"{n:>10} {slow:>6} {seconds:>8.2f}  "
             + ", ".join(f"{s.stage} {s.seconds:.2f}" for s in top)

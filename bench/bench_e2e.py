@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import Result, record, run_command  # noqa: E402
+from bench.common import Result, check, record, run_command  # noqa: E402
 
 
 def _load(name: str):
@@ -88,6 +88,11 @@ def main() -> int:
                 f"{size / 1e6 / seconds:,.1f} MB/s",
                 f"target < 120 s; largest process's peak; load {os.getloadavg()[0]:.1f}",
             )
+        )
+        check(
+            "end to end: `kforensics run` on a 1 GB bundle (capture, segment, log, JFR) in under 2 minutes",
+            f"{size / 1e9:.2f} GB in {seconds:.1f} s",
+            seconds < 120 and size >= 1e9,
         )
         return 0
     finally:

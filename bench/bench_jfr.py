@@ -22,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.common import Result, record  # noqa: E402
+from bench.common import Result, check, record  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 
@@ -133,6 +133,11 @@ def main() -> int:
     if jfr:
         print()
         print(f"{n_events:,} events ingested; speed-up {j_wall / o_wall:.1f}x wall, {j_cpu / o_cpu:.1f}x cpu")
+        check(
+            "JFR: at least 3x faster than `jfr print --json --events` on a recording of 50 MB or more",
+            f"{size_mb:.1f} MB: {o_wall:.1f} s vs {j_wall:.1f} s ({j_wall / o_wall:.1f}x)",
+            j_wall / o_wall >= 3 and size_mb >= 50,
+        )
     return 0
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import Result, peak_self_mb, record  # noqa: E402
+from bench.common import Result, check, peak_self_mb, record  # noqa: E402
 from pipeline.ingest.segments import Batch, SegmentFile, SegmentParser, batches_covering  # noqa: E402
 from pipeline.registry import ParseContext  # noqa: E402
 
@@ -204,6 +204,14 @@ def main() -> None:
                     f"load {os.getloadavg()[0]:.1f}; peak is this process's",
                 )
             )
+        rate = {what: mbs * 1.048576 for what, _, _, _, mbs in rows}
+        headers, frames = rate["kforensics walk: headers + CRC32C"], rate["kforensics ingest --batches-only (frames)"]
+        check(
+            "segments: a 1 GiB segment read headers-only at disk speed (hundreds of MB/s from page cache)",
+            f"{mib:,.0f} MiB: walk {headers:,.0f} MB/s, ingest of batches {frames:,.0f} MB/s; "
+            f"with records {rate['kforensics ingest with records + message ids']:,.0f} MB/s",
+            min(headers, frames) >= 200 and mib >= 1000,
+        )
         load = os.getloadavg()[0]
         print(
             f"\n(1 MB = 10^6 bytes; {os.cpu_count()} cpus, load average {load:.1f}; covering answer: {len(cov.batches)} batch)"

@@ -15,11 +15,13 @@ its own process:
 
 Wall time, CPU time (user + sys of the process and its workers, from ``wait4``), and peak
 memory: the largest single process (``wait4``) and the sum over the process tree, sampled
-from /proc every 20 ms (what the machine must hold). The job is repeated on a capture
-``--scale`` times larger to show that its memory does not grow with the capture. Other jobs
-share the machine: the load average is printed with every figure.
+from /proc every 20 ms (what the machine must hold). The job is repeated on captures 3×
+and 10× larger (``--scales``) to show that its memory does not grow with the capture; tshark
+runs up to ``--tshark-max-scale`` (its memory does grow: about 7 GB at 10×). Other jobs
+share the machine: the load average is printed with every figure. The targets judged are
+recorded with ``check``.
 
-Run: ``python bench/bench_wire.py [--packets N] [--scale K] [--no-tshark-large] [--keep]``.
+Run: ``python bench/bench_wire.py [--packets N] [--scales 1,3,10] [--tshark-max-scale 3] [--keep]``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import Result, machine, record  # noqa: E402
+from bench.common import Result, check, machine, record  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCE = REPO / "fixtures" / "wire" / "librdkafka_segmented.pcap"
@@ -219,11 +221,50 @@ def tshark_runs(tshark: str, cap: Path, tmp: Path, extras: bool) -> list[tuple[s
     return out
 
 
+def judge(rows: list[tuple[str, str, int, int, dict]], cores: int) -> None:
+    """Record the capture targets: faster than tshark, memory under 1 GiB and flat, both cores."""
+    fig = {(tool, label): m for tool, label, _, _, m in rows}
+    job = f"kforensics ingest -j {cores}"
+    labels = list(dict.fromkeys(label for _, label, _, _, _ in rows))
+    for label in labels:
+        ours, ref = fig.get((job, label)), fig.get(("tshark bare dissection", label))
+        if ours and ref:
+            ratio = ours["seconds"] / ref["seconds"]
+            check(
+                f"capture {label}: whole job in less wall time than tshark's bare dissection (aim: half)",
+                f"{ours['seconds']:.1f} s vs {ref['seconds']:.1f} s ({ratio:.2f}x), load {ours['load']:.1f}",
+                ratio < 1,
+            )
+    peaks = [(label, fig[(job, label)]["tree_mb"]) for label in labels if (job, label) in fig]
+    if peaks:
+        check(
+            "capture: whole job's peak memory (all processes) under 1 GiB",
+            ", ".join(f"{mb:,.0f} MB at {label}" for label, mb in peaks),
+            all(mb < 1024 for _, mb in peaks),
+        )
+    if len(peaks) > 1:
+        (small, base), (large, top) = peaks[0], peaks[-1]
+        growth = max(mb for _, mb in peaks[1:]) / base
+        check(
+            f"capture: a {int(large[:-1]) // int(small[:-1])}x larger capture needs at most 1.2x the memory",
+            f"{base:,.0f} MB at {small}, {top:,.0f} MB at {large}: {growth:.2f}x",
+            growth <= 1.2,
+        )
+    one, many = (fig.get(("kforensics ingest -j 1", labels[0])), fig.get((job, labels[0]))) if labels else (None, None)
+    if one and many and cores > 1:
+        check(
+            f"both cores: one capture split over {cores} processes beats one",
+            f"-j {cores} {many['seconds']:.1f} s ({many['cpu']:.1f} s CPU) vs -j 1 {one['seconds']:.1f} s, "
+            f"load {many['load']:.1f}",
+            many["seconds"] < one["seconds"],
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--packets", type=int, default=1_000_000)
-    ap.add_argument("--scale", type=int, default=3, help="size of the larger capture, in multiples (0: skip)")
-    ap.add_argument("--no-tshark-large", action="store_true", help="tshark on the 1x capture only")
+    ap.add_argument("--scales", default="1,3,10", help="capture sizes, in multiples of --packets")
+    ap.add_argument("--tshark-max-scale", type=int, default=3, help="largest capture tshark reads")
     ap.add_argument("--keep", action="store_true", help="keep the generated files")
     a = ap.parse_args()
     tshark = shutil.which("tshark")
@@ -232,7 +273,7 @@ def main() -> None:
     print(f"{machine()}\n")
     rows: list[tuple[str, str, int, int, dict]] = []  # (tool, size label, packets, bytes, figures)
     try:
-        for scale in [1] + ([a.scale] if a.scale > 1 else []):
+        for scale in sorted({int(x) for x in a.scales.split(",")}):
             bundle = workdir / f"bundle-{scale}x"
             bundle.mkdir()
             (bundle / "bundle.toml").write_text(f"kafka_ports = [{BROKER_PORT}]\n")
@@ -246,9 +287,12 @@ def main() -> None:
             rows.append((f"kforensics ingest -j {cores}", label, packets, size, ingest_job(bundle, out, cores)))
             if scale == 1 and cores > 1:
                 rows.append(("kforensics ingest -j 1", label, packets, size, ingest_job(bundle, out, 1)))
-            rows.append((f"kforensics parse only -j {cores}", label, packets, size, parse_only(cap, cores, workdir)))
+            if scale <= 3:  # the parser's own memory; beyond, the whole job shows it
+                rows.append(
+                    (f"kforensics parse only -j {cores}", label, packets, size, parse_only(cap, cores, workdir))
+                )
             shutil.rmtree(out, ignore_errors=True)
-            if tshark and (scale == 1 or not a.no_tshark_large):
+            if tshark and scale <= a.tshark_max_scale:
                 for name, m in tshark_runs(tshark, cap, workdir, extras=scale == 1):
                     rows.append((name, label, packets, size, m))
             if not a.keep:
@@ -276,6 +320,8 @@ def main() -> None:
                 f"{tool:<26} {label:>4} {m['seconds']:7.1f} {m['cpu']:6.1f} {packets / m['seconds']:10,.0f} "
                 f"{size / 1e6 / m['seconds']:6.1f} {m['tree_mb']:8.0f} {m['max_mb']:10.0f} {m['load']:5.1f}  {m['note']}"
             )
+        print()
+        judge(rows, cores)
     finally:
         if not a.keep:
             shutil.rmtree(workdir, ignore_errors=True)

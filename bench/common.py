@@ -16,6 +16,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(os.environ.get("KF_BENCH_RESULTS", "/tmp/kforensics-bench/results.jsonl"))
+TARGETS = RESULTS.with_name("targets.jsonl")  # one line per target judged by a benchmark
 
 
 @dataclass
@@ -80,6 +81,14 @@ def record(result: Result) -> None:
         f"{result.stage:<34} {result.tool:<22} {result.seconds:>8.2f} s {result.peak_mb:>8.0f} MB  {result.rate}",
         flush=True,
     )
+
+
+def check(target: str, measured: str, met: bool) -> None:
+    """Record one of the targets the benchmarks exist to show, with what was measured."""
+    TARGETS.parent.mkdir(parents=True, exist_ok=True)
+    with open(TARGETS, "a") as f:
+        f.write(json.dumps({"target": target, "measured": measured, "met": met}) + "\n")
+    print(f"{'met' if met else 'MISSED':>6}: {target}: {measured}", flush=True)
 
 
 def machine() -> str:

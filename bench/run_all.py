@@ -1,5 +1,5 @@
-"""``make bench``: run every bench/bench_*.py, then print one side-by-side table and write
-it to BENCHMARKS.md under "Latest run"."""
+"""``make bench``: run every bench/bench_*.py, then print the targets they judged and one
+side-by-side table, and write both to BENCHMARKS.md under "Latest run"."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import REPO, RESULTS, machine  # noqa: E402
+from bench.common import REPO, RESULTS, TARGETS, machine  # noqa: E402
 
 MARK = "<!-- latest-run -->"
 
@@ -18,6 +18,7 @@ MARK = "<!-- latest-run -->"
 def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("")
+    TARGETS.write_text("")
     scripts = sorted((REPO / "bench").glob("bench_*.py"))
     failed = []
     for script in scripts:
@@ -34,8 +35,14 @@ def main() -> int:
             f"| {r['stage']} | {r['tool']} | {r['input']} | {r['input_bytes'] / 1e6:,.1f} MB | "
             f"{r['seconds']:.2f} s | {r['rate']} | {r['peak_mb']:,.0f} MB | {r['note']} |"
         )
-    section = "\n".join([MARK, f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}.", "", *table, ""])
+    targets = [json.loads(line) for line in TARGETS.read_text().splitlines() if line.strip()]
+    verdicts = ["| target | measured | met |", "|---|---|---|"]
+    verdicts += [f"| {t['target']} | {t['measured']} | {'yes' if t['met'] else '**no**'} |" for t in targets]
+    section = "\n".join(
+        [MARK, f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {machine()}.", "", *verdicts, "", *table, ""]
+    )
     print("\n".join(table))
+    print("\n".join(["", *verdicts]))
     bench_md = REPO / "BENCHMARKS.md"
     text = bench_md.read_text() if bench_md.exists() else "# Benchmarks\n\n## Latest run\n\n" + MARK + "\n"
     head = text.split(MARK)[0]

@@ -29,7 +29,7 @@ from pipeline.progress import Progress, stderr_console
 from pipeline.registry import DUMP_COMMANDS, ParseContext, Probe, detect, load_families
 from pipeline.report.commands import compare_command, report_command, run_report
 from pipeline.runner import IngestSummary, check_frame, ingest_bundle
-from pipeline.store import DB_NAME, Store
+from pipeline.store import DB_NAME, INGEST_MEMORY, Store
 
 
 class Group(click.Group):
@@ -66,7 +66,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
 def _ingest(ctx: click.Context, bundle_path: Path, outdir: Path, strict: bool, jobs: int) -> IngestSummary:
     quiet = ctx.obj["quiet"]
     started = time.perf_counter()
-    with Store(outdir) as store:
+    with Store(outdir, memory_limit=INGEST_MEMORY) as store:
         bundle = open_bundle(bundle_path, outdir)
         with Progress(quiet=quiet) as progress:
             summary = ingest_bundle(bundle, store, progress=progress, strict=strict, jobs=jobs)

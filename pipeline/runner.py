@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 HASH_CHUNK = 4 * 1024 * 1024
 WORK_DIR = ".work"
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024  # smaller waves parse faster than workers start
+SPILL_MIN_BYTES = 64 * 1024 * 1024  # larger artifacts are parsed to Parquet first, then loaded
 
 
 class ContractError(TypeError):
@@ -338,9 +339,27 @@ def _run_serial(
     ctx = ParseContext(
         job.bf.path, job.bf.name, job.aid, manifest, hints, progress=lambda n: progress.update(task, n), jobs=jobs
     )
-    store.begin_artifact(job.aid, job.bf.name)
-    outcome = parse_artifact(job.parser, ctx, store.insert, on_rows=lambda n: progress.rows(task, n))
-    result = _finish(store, job, outcome)
+
+    def on_rows(n: int) -> None:
+        progress.rows(task, n)
+
+    if job.size >= int(os.environ.get("KFORENSICS_SPILL_MIN_BYTES", SPILL_MIN_BYTES)):
+        # Parse first, load after: the parser and the database never hold memory at once.
+        spill = store.outdir / WORK_DIR / job.aid
+        try:
+            sink = Spill(spill)
+            outcome = parse_artifact(job.parser, ctx, sink, on_rows=on_rows)
+            outcome.spilled = sink.files
+            store.begin_artifact(job.aid, job.bf.name)
+            result = _load_spilled(store, job, outcome)
+        finally:
+            shutil.rmtree(spill, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                spill.parent.rmdir()
+    else:
+        store.begin_artifact(job.aid, job.bf.name)
+        outcome = parse_artifact(job.parser, ctx, store.insert, on_rows=on_rows)
+        result = _finish(store, job, outcome)
     progress.finish(task)
     return result
 
@@ -348,22 +367,41 @@ def _run_serial(
 # -- parallel ---------------------------------------------------------------------------
 
 
+class Spill:
+    """A sink that writes each checked frame to its own Parquet file under ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.files: list[tuple[str, str]] = []  # (table, path) in the order they came
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, table: str, frame: pl.DataFrame) -> None:
+        if frame.height == 0:
+            return
+        out = self.folder / f"{len(self.files):06d}-{table}.parquet"
+        frame.write_parquet(out, compression="lz4", statistics=False)
+        self.files.append((table, str(out)))
+
+
+def _load_spilled(store: Store, job: _Job, outcome: ParseOutcome) -> ArtifactResult:
+    """Load an artifact's spilled frames in the open transaction, then finish it."""
+    by_table: dict[str, list[str]] = {}
+    for table, path in outcome.spilled:
+        by_table.setdefault(table, []).append(path)
+    for table, paths in by_table.items():  # one scan per table, rows in the order they came
+        store.con.execute(f'insert into "{table}" by name select * from read_parquet(?)', [paths])
+    return _finish(store, job, outcome)
+
+
 def _parse_in_worker(
     kind: str, path: Path, name: str, aid: str, manifest: Manifest, hints: dict[str, Any], spill: Path
 ) -> ParseOutcome:
     """Worker process: parse one artifact, spilling checked frames to Parquet files."""
     parser = next(p for p in parsers() if p.kind == kind)
-    spill.mkdir(parents=True, exist_ok=True)
-    files: list[tuple[str, str]] = []
-
-    def sink(table: str, frame: pl.DataFrame) -> None:
-        out = spill / f"{len(files):06d}-{table}.parquet"
-        frame.write_parquet(out, compression="lz4", statistics=False)
-        files.append((table, str(out)))
-
+    sink = Spill(spill)
     ctx = ParseContext(path, name, aid, manifest, dict(hints))
     outcome = parse_artifact(parser, ctx, sink)
-    outcome.spilled = files
+    outcome.spilled = sink.files
     return outcome
 
 
@@ -396,9 +434,7 @@ def _run_parallel(
                     err = IngestError(0, "byte", "error", "worker_died", f"{type(exc).__name__}: {exc}")
                     outcome = ParseOutcome(0, "failed", err.message, [err], 0, {}, 0.0)
                 store.begin_artifact(job.aid, job.bf.name)
-                for table, path in outcome.spilled:
-                    store.con.execute(f"insert into \"{table}\" by name select * from read_parquet('{path}')")
-                results[job.bf.name] = _finish(store, job, outcome)
+                results[job.bf.name] = _load_spilled(store, job, outcome)
                 new_hints[job.bf.name] = outcome.hints
                 shutil.rmtree(work / job.aid, ignore_errors=True)
                 done_bytes += job.size

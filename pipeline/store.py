@@ -22,7 +22,8 @@ from pipeline.registry import load_families
 from pipeline.tables import TABLES, Table
 
 DB_NAME = "incident.duckdb"
-DUCKDB_MEMORY = "1GB"  # $KFORENSICS_DUCKDB_MEMORY overrides
+DUCKDB_MEMORY = "1GB"  # for analysis: range joins and sorts over whole tables ($KFORENSICS_DUCKDB_MEMORY overrides)
+INGEST_MEMORY = "256MB"  # for ingest: loads stream through, and a larger cache only grows with the bundle
 LOCK_NAME = ".kforensics.lock"
 
 
@@ -55,7 +56,7 @@ def sql_type(dtype: pl.DataType) -> str:
 class Store:
     """An open incident database. Use as a context manager; holds the directory lock."""
 
-    def __init__(self, outdir: Path, *, read_only: bool = False) -> None:
+    def __init__(self, outdir: Path, *, read_only: bool = False, memory_limit: str = DUCKDB_MEMORY) -> None:
         self.outdir = Path(outdir)
         self.path = self.outdir / DB_NAME
         self.read_only = read_only
@@ -71,7 +72,7 @@ class Store:
         self._lock()
         self.con = duckdb.connect(str(self.path))
         # Bounded memory whatever the bundle's size: DuckDB spills past this to OUTDIR/.spill.
-        self.con.execute(f"set memory_limit = '{os.environ.get('KFORENSICS_DUCKDB_MEMORY', DUCKDB_MEMORY)}'")
+        self.con.execute(f"set memory_limit = '{os.environ.get('KFORENSICS_DUCKDB_MEMORY', memory_limit)}'")
         self.con.execute(f"set temp_directory = '{self.outdir / '.spill'}'")
         self.ensure_tables()
 

@@ -16,6 +16,15 @@ from pipeline.tables import TABLES
 from tests.foundation.lines_plugin import TABLE, LinesParser
 
 
+@pytest.fixture(autouse=True, params=["direct", "spilled"])
+def load_path(request, monkeypatch):
+    """Every test runs twice: rows inserted as they are parsed, and (as for an artifact of
+    64 MiB or more) parsed to Parquet first and loaded after."""
+    if request.param == "spilled":
+        monkeypatch.setenv("KFORENSICS_SPILL_MIN_BYTES", "0")
+    return request.param
+
+
 @pytest.fixture(autouse=True)
 def lines_parser():
     register(LinesParser)
@@ -126,3 +135,11 @@ def test_parquet_outputs_are_byte_identical_across_runs(tmp_path):
         one = (tmp_path / "one" / "parquet" / f"{table}.parquet").read_bytes()
         two = (tmp_path / "two" / "parquet" / f"{table}.parquet").read_bytes()
         assert one == two, f"{table}.parquet differs between identical runs"
+
+
+def test_spilled_frames_leave_no_work_files(tmp_path, load_path):
+    root = _bundle(tmp_path, {"a.txt": "#kf-test\n1\ncrash\n", "b.txt": "#kf-test\n2\n"})
+    out = tmp_path / "out"
+    _ingest(root, out)
+    assert not (out / ".work").exists()
+    assert _q(out, "select value from test_lines order by value") == [(1,), (2,)]
