@@ -120,7 +120,7 @@ def _correlate(ctx: click.Context, outdir: Path, overrides: dict[str, float]) ->
     """Run the SQL stages and audits; print the breakdown and the slow requests. Returns an exit code."""
     with Store(outdir) as store:
         result = run_correlation(store.con, overrides)
-        store.export_parquet()
+        store.export_parquet(store.derived_tables())  # the ingested ones were written by ingest
         breakdown = store.frame("select * from cause_breakdown")
         slow = store.frame(
             "select strftime(arrival_at, '%H:%M:%S.%g') as arrival, round(latency_ms, 1) as latency_ms, "

@@ -5,7 +5,10 @@ or ``failed`` with the error recorded, and the next file is read.
 
 With ``jobs > 1`` artifacts are parsed in worker processes that spill their checked
 frames to Parquet files under ``OUTDIR/.work``; the main process loads each artifact's
-files in one transaction, so memory stays bounded and the database has one writer.
+files in one transaction, in the same order as a serial run, so memory stays bounded, the
+database has one writer and the tables' row order does not depend on the workers. An
+artifact of 64 MiB or more parsed in the main process spills the same way, so the parser
+and the database never hold memory at the same time.
 Artifacts run in priority waves (captures first) because earlier waves leave hints, such
 as the capture's date, for later ones.
 """
@@ -419,6 +422,8 @@ def _run_parallel(
     task = progress.start(f"{len(wave)} artifacts on {jobs} processes", sum(j.size for j in wave))
     done_bytes = 0
     new_hints: dict[str, dict[str, Any]] = {}
+    parsed: dict[str, ParseOutcome] = {}
+    loaded = 0  # artifacts are loaded in the wave's order, as a serial run inserts them
     try:
         pending: dict[Future, _Job] = {
             pool.submit(_parse_in_worker, j.parser.kind, j.bf.path, j.bf.name, j.aid, manifest, hints, work / j.aid): j
@@ -433,10 +438,15 @@ def _run_parallel(
                 except Exception as exc:  # noqa: BLE001 - a dead worker fails one artifact
                     err = IngestError(0, "byte", "error", "worker_died", f"{type(exc).__name__}: {exc}")
                     outcome = ParseOutcome(0, "failed", err.message, [err], 0, {}, 0.0)
+                parsed[job.bf.name] = outcome
+            while loaded < len(wave) and wave[loaded].bf.name in parsed:
+                job = wave[loaded]
+                outcome = parsed.pop(job.bf.name)
                 store.begin_artifact(job.aid, job.bf.name)
                 results[job.bf.name] = _load_spilled(store, job, outcome)
                 new_hints[job.bf.name] = outcome.hints
                 shutil.rmtree(work / job.aid, ignore_errors=True)
+                loaded += 1
                 done_bytes += job.size
                 progress.update(task, done_bytes)
     finally:

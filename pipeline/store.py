@@ -2,7 +2,9 @@
 
 Rows arrive as polars frames and are loaded through Arrow. Each artifact is written in
 one transaction that first deletes the artifact's earlier rows, so a re-ingest replaces
-instead of duplicating and a crash mid-artifact leaves the previous state intact.
+instead of duplicating and a crash mid-artifact leaves the previous state intact. The
+runner loads artifacts in one order whatever the number of workers (by priority, then
+path), so ingested tables are exported in the order their rows were inserted.
 An exclusive lock on ``OUTDIR/.kforensics.lock`` keeps two processes apart.
 """
 
@@ -74,6 +76,7 @@ class Store:
         # Bounded memory whatever the bundle's size: DuckDB spills past this to OUTDIR/.spill.
         self.con.execute(f"set memory_limit = '{os.environ.get('KFORENSICS_DUCKDB_MEMORY', memory_limit)}'")
         self.con.execute(f"set temp_directory = '{self.outdir / '.spill'}'")
+        self.con.execute("set enable_progress_bar = false")  # stdout carries query results
         self.ensure_tables()
 
     def _lock(self) -> None:
@@ -169,21 +172,25 @@ class Store:
 
     # -- export -----------------------------------------------------------------------
     def export_parquet(self, tables: Iterable[str] | None = None) -> Path:
-        """Write every table to ``OUTDIR/parquet/<table>.parquet`` in a stable order."""
+        """Write every table to ``OUTDIR/parquet/<table>.parquet`` in a stable order:
+        ingested tables in the order the runner inserted them (artifact by artifact, each
+        in the parser's order; no sort of millions of rows), the others sorted."""
         pdir = self.outdir / "parquet"
         pdir.mkdir(exist_ok=True)
         names = list(tables) if tables is not None else self.table_names()
         for name in names:
-            cols = [r[0] for r in self.existing_columns(name) or []]
-            order = TABLES[name].sort_by if name in TABLES else ()
-            order_cols = [c for c in order if c in cols] or cols[:8]
-            order_sql = ", ".join(f'"{c}"' for c in order_cols)
+            query = f'select * from "{name}"'
+            if not (name in TABLES and TABLES[name].ingested):
+                cols = [r[0] for r in self.existing_columns(name) or []]
+                query += " order by " + ", ".join(f'"{c}"' for c in cols[:8])
             tmp = pdir / f".{name}.parquet.tmp"
-            self.con.execute(
-                f"copy (select * from \"{name}\" order by {order_sql}) to '{tmp}' (format parquet, compression zstd)"
-            )
+            self.con.execute(f"copy ({query}) to '{tmp}' (format parquet, compression zstd)")
             os.replace(tmp, pdir / f"{name}.parquet")
         return pdir
+
+    def derived_tables(self) -> list[str]:
+        """Tables not loaded from artifacts: correlation results, settings, provenance."""
+        return [t for t in self.table_names() if not (t in TABLES and TABLES[t].ingested)]
 
     def frame(self, sql: str, params: list | None = None) -> pl.DataFrame:
         """Run a query and return its rows as a polars frame."""

@@ -8,7 +8,7 @@ Conventions: instants ``*_at`` are UTC ``TIMESTAMP`` (µs), durations ``*_ms`` a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 
@@ -36,7 +36,6 @@ class Table:
     doc: str
     columns: tuple[Column, ...]
     ingested: bool = True  # rows carry artifact_id and are replaced per artifact
-    sort_by: tuple[str, ...] = field(default=())
 
     @property
     def schema(self) -> dict[str, pl.DataType]:
@@ -62,7 +61,7 @@ def declare(name: str, doc: str, *columns: tuple[str, pl.DataType, str], ingeste
             raise ValueError(f"ingested table {name} must declare a position column")
     if name in TABLES and TABLES[name].columns != cols:
         raise ValueError(f"table {name} declared twice with different columns")
-    table = Table(name, doc, cols, ingested, sort_by=("artifact_id", "position") if ingested else ())
+    table = Table(name, doc, cols, ingested)
     TABLES[name] = table
     return table
 

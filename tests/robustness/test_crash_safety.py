@@ -77,6 +77,8 @@ def test_sigkill_at_random_points_then_rerun_gives_the_same_tables(tmp_path):
 @pytest.mark.slow
 def test_parallel_ingest_equals_serial_and_reruns_are_identical(tmp_path):
     bundle = _bundle(tmp_path / "bundle", files=5, lines=500)
+    first_file = bundle / "part-0.txt"  # finishes last in parallel: loaded first all the same
+    first_file.write_text(first_file.read_text().replace("sleep 0.15", "sleep 1.5"))
     serial, parallel = tmp_path / "serial", tmp_path / "parallel"
     _run("ingest", str(bundle), "-o", str(serial), "-j", "1")
     _run("ingest", str(bundle), "-o", str(parallel), "-j", "2")
