@@ -65,24 +65,11 @@ log "data dir $DATA_DIR: $FSTYPE on $MAJOR:$MINOR (dev $DEV); broker pid ${PID:-
 
 PIDS=()
 DUMPS_PID=""
-stop_all() { # SIGINT makes bpftrace print its closing anchor; repeat it (a signal that lands
-	# while a program is still starting is lost), then TERM after 10 s, KILL after 14 s
-	local p i alive
+# shellcheck source=stop_tracers.sh
+. "$HERE/stop_tracers.sh"
+stop_all() { # the thread-dump loop, then every tracer (bpftrace needs SIGINT to finish its output)
 	[ -n "$DUMPS_PID" ] && kill -TERM "$DUMPS_PID" 2>/dev/null
-	for i in $(seq 150); do
-		alive=0
-		for p in "${PIDS[@]}"; do
-			if kill -0 "$p" 2>/dev/null; then
-				alive=1
-				if [ $((i % 10)) = 1 ]; then kill -INT "$p" 2>/dev/null || true; fi
-				if [ "$i" = 100 ]; then kill -TERM "$p" 2>/dev/null || true; fi
-				if [ "$i" = 140 ]; then kill -KILL "$p" 2>/dev/null || true; fi
-			fi
-		done
-		[ "$alive" = 0 ] && break
-		sleep 0.1
-	done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	[ "${#PIDS[@]}" = 0 ] || stop_tracers "${PIDS[@]}"
 	PIDS=()
 }
 as_jvm_user() { # jcmd must run as the JVM's user
