@@ -121,52 +121,47 @@ def test_pipeline_attributions_agree_with_independent_evidence(short_run):
         assert p[cause]["confirmed"] == p[cause]["attributed"], p[cause]
 
 
+def start_run_in_background(cfg: lab.FsConfig, out: Path, stderr) -> subprocess.Popen:
+    """`kforensics lab run` for 60 s without the pipeline, in its own process."""
+    cmd = ["run", "--fs", cfg.name, "--duration", "60", "--image-mb", "256", "--no-pipeline"]
+    cmd += ["--collect-dir", str(collect_dir()), "-o", str(out)]
+    return subprocess.Popen(
+        [sys.executable, "-c", "from pipeline.lab import lab_group; lab_group()", *cmd],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
+
+
+def state_once_producing(out: Path, proc: subprocess.Popen) -> dict:
+    """The run's lab-state.json once the producer has started (every other process is up)."""
+    state_file = out / "lab-state.json"
+    deadline = time.monotonic() + 120
+    state: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            state = {}
+        if "producer" in state.get("pids", {}):
+            break
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        time.sleep(0.2)
+    return state
+
+
 def test_ctrl_c_stops_and_undoes_everything(tmp_path):
     cfg = lab.CONFIGS["ext4-writeback"]
     skip_unless_lab_can_run(cfg)
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pipeline.lab import lab_group; lab_group()",
-            "run",
-            "--fs",
-            cfg.name,
-            "--duration",
-            "60",
-            "--image-mb",
-            "256",
-            "--no-pipeline",
-            "--collect-dir",
-            str(collect_dir()),
-            "-o",
-            str(out),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    state_file = out / "lab-state.json"
-    deadline = time.monotonic() + 120
-    state = {}
-    while time.monotonic() < deadline:
-        if state_file.is_file():
-            try:
-                state = json.loads(state_file.read_text())
-            except json.JSONDecodeError:
-                state = {}
-            if "producer" in state.get("pids", {}):
-                break
-        assert proc.poll() is None, proc.stderr.read()
-        time.sleep(0.2)
-    pids = dict(state["pids"])
+    proc = start_run_in_background(cfg, out, subprocess.PIPE)
+    pids = dict(state_once_producing(out, proc)["pids"])
     assert {"bpftrace-fs_writes", "bpftrace-journal", "tcpdump", "broker", "background-writer", "producer"} <= set(pids)
     proc.send_signal(signal.SIGINT)
     proc.wait(120)
     assert proc.returncode != 0
-    after = json.loads(state_file.read_text())
+    after = json.loads((out / "lab-state.json").read_text())
     assert after["clean"] is True and after["pids"] == {} and after["steps"] == []
     for name, pid in pids.items():
         assert not lab.pid_alive(pid), f"{name} (pid {pid}) still running"
@@ -180,37 +175,8 @@ def test_cleanup_after_sigkill(tmp_path):
     cfg = lab.CONFIGS["ext4-ordered"]
     skip_unless_lab_can_run(cfg)
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from pipeline.lab import lab_group; lab_group()",
-            "run",
-            "--fs",
-            cfg.name,
-            "--duration",
-            "60",
-            "--image-mb",
-            "256",
-            "--no-pipeline",
-            "--collect-dir",
-            str(collect_dir()),
-            "-o",
-            str(out),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    state_file = out / "lab-state.json"
-    deadline = time.monotonic() + 120
-    state = {}
-    while time.monotonic() < deadline and "producer" not in state.get("pids", {}):
-        try:
-            state = json.loads(state_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            state = {}
-        time.sleep(0.2)
+    proc = start_run_in_background(cfg, out, subprocess.DEVNULL)
+    state = state_once_producing(out, proc)
     proc.kill()  # no chance to clean up
     proc.wait(10)
     assert os.path.ismount(state["mountpoint"])
@@ -220,4 +186,4 @@ def test_cleanup_after_sigkill(tmp_path):
     for name, pid in state["pids"].items():
         assert not lab.pid_alive(pid), f"{name} (pid {pid}) still running"
     assert not os.path.exists(state["mountpoint"])
-    assert json.loads(state_file.read_text())["clean"] is True
+    assert json.loads((out / "lab-state.json").read_text())["clean"] is True
