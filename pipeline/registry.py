@@ -214,6 +214,12 @@ class Parser:
         """True when the probe is this parser's format. Must be cheap and never raise."""
         raise NotImplementedError
 
+    @classmethod
+    def detect_deep(cls, probe: Probe) -> bool:
+        """Asked only of a file no parser recognised by its head: True when the format
+        shows up further in (a thread dump in a broker's stdout log). May read the file."""
+        return False
+
     def parse(self, ctx: ParseContext) -> Iterator[Chunk]:
         """Yield ``(table, frame)`` chunks; record bad input with ``ctx.error``."""
         raise NotImplementedError
@@ -263,10 +269,12 @@ def parsers() -> list[type[Parser]]:
 
 
 def detect(probe: Probe) -> type[Parser] | None:
-    for p in parsers():
-        try:
-            if p.detect(probe):
-                return p
-        except Exception:  # noqa: BLE001 - a detector must never take the intake down
-            continue
+    """The parser for a probed file: by its head first, then by a look further in."""
+    for check in ("detect", "detect_deep"):
+        for p in parsers():
+            try:
+                if getattr(p, check)(probe):
+                    return p
+            except Exception:  # noqa: BLE001 - a detector must never take the intake down
+                continue
     return None

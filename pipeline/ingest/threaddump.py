@@ -15,9 +15,12 @@ threaddump`` is then added.
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
+import mmap
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -459,6 +462,44 @@ def parse_dump_text(lines, ctx: ParseContext) -> list[dict]:
     return _rows_from_text(p, ctx)
 
 
+DEEP_SCAN_GZIP_BYTES = 1 << 30  # text looked through in a gzipped log, decompressed
+PROBE_WINDOW = 64 * 1024  # how far after a dump's first line its first thread must start
+
+
+def _is_dump_at(text: bytes, at: int) -> bool:
+    """A dump's first line at ``at``, followed by a thread header line."""
+    return _THREAD_LINE.search(text, at, at + PROBE_WINDOW) is not None
+
+
+def _find_dump_start(path: Path, gzipped: bool) -> bool:
+    """Whether ``\\nFull thread dump `` followed by a thread line occurs anywhere in the file:
+    a memory-mapped search, or a streamed one through the first GiB of a gzipped file."""
+    needle = b"\nFull thread dump "
+    try:
+        if not gzipped:
+            with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                at = m.find(needle)
+                while at >= 0:
+                    if _is_dump_at(m[at : at + PROBE_WINDOW], 0):
+                        return True
+                    at = m.find(needle, at + 1)
+            return False
+        with gzip.open(path, "rb") as g:
+            tail, seen = b"", 0
+            while seen < DEEP_SCAN_GZIP_BYTES and (chunk := g.read(8 << 20)):
+                seen += len(chunk)
+                text = tail + chunk
+                at = text.find(needle)
+                while at >= 0:
+                    if _is_dump_at(text, at):
+                        return True
+                    at = text.find(needle, at + 1)
+                tail = text[-PROBE_WINDOW:]
+    except (OSError, ValueError, EOFError, zlib.error):
+        return False  # unreadable or cut: not this parser's to claim
+    return False
+
+
 @register
 class ThreadDumpParser(Parser):
     kind = "threaddump"
@@ -475,6 +516,13 @@ class ThreadDumpParser(Parser):
             return _JSON_KEY.search(head) is not None  # the JSON format (JDK 21+)
         # a dump's first line, or a thread header line; a mere mention in prose or code is neither
         return _DUMP_START.search(head) is not None or _THREAD_LINE.search(head) is not None
+
+    @classmethod
+    def detect_deep(cls, probe: Probe) -> bool:
+        """A text file with a ``kill -3`` dump past its head (a broker's stdout log)."""
+        if b"\0" in probe.head or (not probe.gzipped and probe.size <= len(probe.head)):
+            return False
+        return _find_dump_start(probe.path, probe.gzipped)
 
     def parse(self, ctx: ParseContext) -> Iterator[tuple[str, pl.DataFrame]]:
         with ctx.open_text() as f:

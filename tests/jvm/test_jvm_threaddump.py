@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from pipeline.ingest.threaddump import ThreadDumpParser, nid_to_tid, norm_addr
 from pipeline.manifest import Manifest
-from pipeline.registry import ParseContext, Probe
+from pipeline.registry import ParseContext, Probe, detect
 from pipeline.runner import check_frame
 from tests.jvm.jfr_reference import CORPUS
 
@@ -221,3 +222,35 @@ def test_prose_or_code_mentioning_a_dump_is_not_a_dump(tmp_path):
         assert not ThreadDumpParser.detect(Probe.of(f))
     f.write_text('{\n  "threadDump": {"processId": "1", "threadContainers": []}\n}\n')
     assert ThreadDumpParser.detect(Probe.of(f))
+
+
+@pytest.mark.skipif(not GENERATED.is_dir(), reason="generated fixtures absent")
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_kill_3_dumps_deep_in_a_broker_log_are_found(tmp_path, gzipped):
+    """A broker's stdout log whose first kill -3 dump comes after megabytes of log lines."""
+    src = GENERATED / "kafka-lock-sim-jdk17.stdout.log"
+    noise = "".join(
+        f"[2026-11-20 17:{i // 60 % 60:02d}:{i % 60:02d},{i % 1000:03d}] INFO [ReplicaManager broker=1] "
+        f"Incremental fetch session {i} for partition orders-{i % 12} (kafka.server.ReplicaManager)\n"
+        for i in range(40_000)
+    )
+    text = noise + src.read_text() + noise[:5000]
+    p = tmp_path / ("kafkaServer.out.gz" if gzipped else "kafkaServer.out")
+    p.write_bytes(gzip.compress(text.encode()) if gzipped else text.encode())
+    probe = Probe.of(p)
+    assert "Full thread dump" not in probe.head.decode()
+    assert not ThreadDumpParser.detect(probe)  # not by its head: by a look further in
+    assert detect(probe) is ThreadDumpParser
+    got, want = parse_dump(p), parse_dump(src)
+    assert got["dump_index"].n_unique() == 2
+    assert got.drop("position").equals(want.drop("position"))
+    shifted = noise.count("\n")
+    assert got["position"].to_list() == [n + shifted for n in want["position"].to_list()]
+
+
+def test_a_log_merely_mentioning_a_dump_deep_in_is_not_claimed(tmp_path):
+    p = tmp_path / "server.log"
+    lines = [f"[2026-11-20 17:58:{i % 60:02d},000] INFO line {i} (kafka.server.KafkaServer)\n" for i in range(5000)]
+    lines.insert(4000, "Full thread dump requested by the operator, see the next file\n")
+    p.write_text("".join(lines))
+    assert detect(Probe.of(p)) is None
