@@ -93,11 +93,15 @@ def test_thread_dumps_map_to_proc_tasks(run):
         handlers = rows.filter(pl.col("name").str.starts_with("data-plane-kafka-request-handler-"))
         blocked = handlers.filter(pl.col("state") == "BLOCKED")
         holders = handlers.filter(pl.col("locked").list.len() > 0)
-        # the partition monitor: held by at most one handler, the blocked ones wait for it
-        if blocked.height:
-            assert blocked["waiting_to_lock"].n_unique() == 1
+        # the partition monitor: held by at most one handler, the blocked ones wait for it.
+        # HotSpot reads a thread's state before its locks: a handler that takes the monitor
+        # in between is printed BLOCKED with "- locked" (seen in jcmd output); it is the holder.
+        waiting = blocked.filter(pl.col("waiting_to_lock").is_not_null())
+        assert blocked.height - waiting.height <= 1
+        if waiting.height:
+            assert waiting["waiting_to_lock"].n_unique() == 1
             if holders.height:
-                assert holders["locked"].list.first().to_list() == [blocked["waiting_to_lock"][0]]
+                assert holders["locked"].list.first().to_list() == [waiting["waiting_to_lock"][0]]
         assert blocked.height + holders.height >= 2
 
 
