@@ -165,10 +165,13 @@ def _is_json(head: bytes) -> bool:
 
 
 class _TextParser:
-    """Line-by-line state machine over one text file (any number of dumps)."""
+    """Line-by-line state machine over one text file (any number of dumps). A dump is
+    complete when the next one starts (or at the end, :meth:`finish`); complete dumps wait
+    in ``done`` until taken, so only the current one stays in memory."""
 
     def __init__(self):
-        self.dumps: list[_Dump] = []
+        self.done: list[_Dump] = []
+        self.count = 0  # dumps started
         self.cur: _Dump | None = None
         self.thread: _Thread | None = None
         self.last_ts: tuple[int, str] | None = None
@@ -179,12 +182,23 @@ class _TextParser:
         local = None
         if self.last_ts and lineno - self.last_ts[0] <= 3:
             local = self.last_ts[1]
-        d = _Dump(len(self.dumps), lineno, local)
-        self.dumps.append(d)
+        d = _Dump(self.count, lineno, local)
+        self.count += 1
+        if self.cur is not None:
+            self.done.append(self.cur)
         self.cur = d
         self.thread = None
         self.in_deadlock = False
         return d
+
+    def finish(self) -> None:
+        if self.cur is not None:
+            self.done.append(self.cur)
+        self.cur = self.thread = None
+
+    def take(self) -> list[_Dump]:
+        out, self.done = self.done, []
+        return out
 
     def feed(self, lineno: int, line: str) -> None:
         line = line.rstrip("\r\n")
@@ -275,9 +289,9 @@ def _fit(value: int | None, bounds: tuple[int, int], what: str, position: int, c
     return None
 
 
-def _rows_from_text(p: _TextParser, ctx: ParseContext) -> list[dict]:
+def _rows_from_text(dumps: list[_Dump], ctx: ParseContext) -> list[dict]:
     rows = []
-    for d in p.dumps:
+    for d in dumps:
         for t in d.threads:
             pos = t.position
             t.java_thread_id = _fit(t.java_thread_id, _I64, "java thread id", pos, ctx)
@@ -414,52 +428,66 @@ def _dump_at(frame: pl.DataFrame, ctx: ParseContext, is_json: bool) -> pl.DataFr
             parsed = parsed.dt.replace_time_zone(None)
         else:
             parsed = naive
-            if local.drop_nulls().len():
-                ctx.error(
-                    None,
-                    "timezone_assumed",
-                    "dump timestamps are the JVM host's local time and no timezone is in the manifest: taken as UTC",
-                    unit="line",
-                    severity="info",
-                )
     return frame.with_columns((parsed + pl.duration(microseconds=offset_us)).alias("dump_at"))
 
 
 SCHEMA = {c.name: c.dtype for c in JVM_THREADS.columns if c.name != "artifact_id"}
 
 
-def parse_dump_text(lines, ctx: ParseContext) -> list[dict]:
+BATCH_ROWS = 20_000  # threads per frame: a log of many dumps is never held whole
+
+
+def parse_dump_text(lines, ctx: ParseContext) -> Iterator[list[dict]]:
+    """Rows of every thread of every dump in ``lines``, in batches of whole dumps."""
     p = _TextParser()
-    done = 0
+    chars = 0
+    pending: list[_Dump] = []
+    held = 0
     for lineno, line in enumerate(lines, 1):
         p.feed(lineno, line)
-        done += len(line)
+        chars += len(line)
+        if p.done:
+            for d in p.take():
+                _check_dump(d, ctx)
+                pending.append(d)
+                held += len(d.threads)
+            if held >= BATCH_ROWS:
+                yield _rows_from_text(pending, ctx)
+                pending, held = [], 0
         if lineno % 100_000 == 0:
-            ctx.progress(done)  # characters: close to bytes for these ASCII files
-    if not p.dumps:
+            ctx.progress(chars)  # characters: close to bytes for these ASCII files
+    p.finish()
+    for d in p.take():
+        _check_dump(d, ctx)
+        pending.append(d)
+    if not p.count:
         ctx.error(1, "no_dump", "no thread dump found in the file", unit="line", severity="error")
-    for d in p.dumps:
-        if d.local is None:
+    if pending:
+        yield _rows_from_text(pending, ctx)
+
+
+def _check_dump(d: _Dump, ctx: ParseContext) -> None:
+    """Record what a complete dump lacks: its timestamp, deep frames, any thread."""
+    if d.local is None:
+        ctx.error(
+            d.line,
+            "no_timestamp",
+            f"dump {d.index} has no timestamp line: dump_at is null",
+            unit="line",
+            severity="info",
+        )
+    for t in d.threads:
+        if t.frames_dropped:
             ctx.error(
-                d.line,
-                "no_timestamp",
-                f"dump {d.index} has no timestamp line: dump_at is null",
+                t.position,
+                "stack_too_deep",
+                f"thread {t.name!r} has {MAX_STACK_FRAMES + t.frames_dropped} frames: "
+                f"the first {MAX_STACK_FRAMES} are kept",
                 unit="line",
-                severity="info",
+                severity="data_loss",
             )
-        for t in d.threads:
-            if t.frames_dropped:
-                ctx.error(
-                    t.position,
-                    "stack_too_deep",
-                    f"thread {t.name!r} has {MAX_STACK_FRAMES + t.frames_dropped} frames: "
-                    f"the first {MAX_STACK_FRAMES} are kept",
-                    unit="line",
-                    severity="data_loss",
-                )
-        if not d.threads:
-            ctx.error(d.line, "empty_dump", f"dump {d.index} lists no thread", unit="line")
-    return _rows_from_text(p, ctx)
+    if not d.threads:
+        ctx.error(d.line, "empty_dump", f"dump {d.index} lists no thread", unit="line")
 
 
 DEEP_SCAN_GZIP_BYTES = 1 << 30  # text looked through in a gzipped log, decompressed
@@ -529,14 +557,26 @@ class ThreadDumpParser(Parser):
             first = f.readline()
             is_json = first.lstrip("\ufeff \t\r\n").startswith("{")
             if is_json:
-                rows = _rows_from_json(first + f.read(), ctx)
+                batches: Iterator[list[dict]] = iter([_rows_from_json(first + f.read(), ctx)])
             else:
-                rows = parse_dump_text(itertools.chain([first.lstrip("\ufeff")], f), ctx)
-        if not rows:
-            return
-        frame = pl.DataFrame(rows, schema={k: v for k, v in SCHEMA.items() if k != "dump_at"})
-        frame = _dump_at(frame, ctx, is_json)
-        yield "jvm_threads", frame.select(list(SCHEMA))
+                batches = parse_dump_text(itertools.chain([first.lstrip("\ufeff")], f), ctx)
+            local_time_assumed = False
+            for rows in batches:
+                if not rows:
+                    continue
+                frame = pl.DataFrame(rows, schema={k: v for k, v in SCHEMA.items() if k != "dump_at"})
+                if not (is_json or ctx.manifest.timezone or local_time_assumed):
+                    local_time_assumed = frame["dump_local"].drop_nulls().len() > 0
+                    if local_time_assumed:
+                        ctx.error(
+                            None,
+                            "timezone_assumed",
+                            "dump timestamps are the JVM host's local time and no timezone is in the manifest: "
+                            "taken as UTC",
+                            unit="line",
+                            severity="info",
+                        )
+                yield "jvm_threads", _dump_at(frame, ctx, is_json).select(list(SCHEMA))
 
     @classmethod
     def summarise(cls, tables: dict[str, pl.DataFrame]) -> list[tuple[str, pl.DataFrame]]:

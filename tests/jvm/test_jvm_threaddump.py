@@ -254,3 +254,20 @@ def test_a_log_merely_mentioning_a_dump_deep_in_is_not_claimed(tmp_path):
     lines.insert(4000, "Full thread dump requested by the operator, see the next file\n")
     p.write_text("".join(lines))
     assert detect(Probe.of(p)) is None
+
+
+@pytest.mark.skipif(not GENERATED.is_dir(), reason="generated fixtures absent")
+def test_a_log_of_many_dumps_streams_in_batches_of_whole_dumps(tmp_path, monkeypatch):
+    from pipeline.ingest import threaddump
+
+    src = GENERATED / "kafka-lock-sim-jdk17.stdout.log"
+    p = tmp_path / "kafkaServer.out"
+    p.write_text(src.read_text() * 5)  # ten dumps
+    whole = parse_dump(p)
+    monkeypatch.setattr(threaddump, "BATCH_ROWS", 1)
+    ctx = ParseContext(p, p.name, "test", manifest=Manifest())
+    frames = [f for _, f in ThreadDumpParser().parse(ctx)]
+    assert len(frames) == 10 and all(f["dump_index"].n_unique() == 1 for f in frames)
+    assert pl.concat(frames).equals(whole)
+    assert whole["dump_index"].unique().sort().to_list() == list(range(10))
+    assert [e.what for e in ctx.errors] == ["timezone_assumed"]  # once, not per frame
