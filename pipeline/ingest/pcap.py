@@ -1752,15 +1752,12 @@ READER_SEQ = 1 << 62
 
 
 def _share_of(src: bytes, sport: int, dst: bytes, dport: int, shares: int) -> int:
-    """Which share owns a connection: the same for both directions, in every process. The
-    first share (the ingesting process, which also merges and stores the rows) gets
-    three quarters of an equal part of the connections; the workers split the rest."""
+    """Which share owns a connection: the same for both directions, in every process.
+    Shares are equal: the ingesting process, which also merges the rows, no longer loads
+    them into DuckDB while it parses (they are spilled and loaded after)."""
     h = int.from_bytes(src) + int.from_bytes(dst) + ((sport + dport) << 7)
     x = ((h * 0x9E3779B97F4A7C15) >> 40) & 4095
-    local = 3 * 4096 // (4 * shares)
-    if x < local:
-        return 0
-    return 1 + (x - local) * (shares - 1) // (4096 - local)
+    return x * shares >> 12
 
 
 def _with_keys(frame: pl.DataFrame, keys: list[tuple[int, int, int]]) -> pl.DataFrame:
