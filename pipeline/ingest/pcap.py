@@ -208,6 +208,13 @@ class _Buffered:
     def offset(self) -> int:
         return self.consumed + self.pos
 
+    def lost(self, what: str, message: str, *, skipped: bool) -> None:
+        """Record a data_loss error at the read position; ``skipped``: the bytes still
+        buffered from there on are lost with it."""
+        if self.ctx:
+            left = len(self.buf) - self.pos if skipped else 0
+            self.ctx.error(self.offset, what, message, severity="data_loss", unit="byte", skipped_bytes=left)
+
 
 def _pcap(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, int]]:
     little = magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1")
@@ -236,37 +243,16 @@ def _pcap(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, int
             break
         sec, frac, incl, orig = rec_hdr.unpack_from(r.buf, r.pos)
         if incl > 0x4000000:
-            if ctx:
-                ctx.error(
-                    r.offset,
-                    "bad_record",
-                    f"packet record claims {incl} bytes; rest of capture unreadable",
-                    severity="data_loss",
-                    unit="byte",
-                )
+            r.lost("bad_record", f"packet record claims {incl} bytes; rest of capture unreadable", skipped=False)
             return
         if not r.need(16 + incl):
-            if ctx:
-                ctx.error(
-                    r.offset,
-                    "truncated_capture",
-                    f"last packet record cut short ({len(r.buf) - r.pos - 16} of {incl} bytes)",
-                    severity="data_loss",
-                    unit="byte",
-                    skipped_bytes=len(r.buf) - r.pos,
-                )
+            have = len(r.buf) - r.pos - 16
+            r.lost("truncated_capture", f"last packet record cut short ({have} of {incl} bytes)", skipped=True)
             return
         yield sec * 1_000_000_000 + frac * mult, linktype, r.buf, r.pos + 16, incl, orig
         r.pos += 16 + incl
-    if len(r.buf) - r.pos and ctx:
-        ctx.error(
-            r.offset,
-            "truncated_capture",
-            f"{len(r.buf) - r.pos} trailing bytes after the last packet",
-            severity="data_loss",
-            unit="byte",
-            skipped_bytes=len(r.buf) - r.pos,
-        )
+    if len(r.buf) - r.pos:
+        r.lost("truncated_capture", f"{len(r.buf) - r.pos} trailing bytes after the last packet", skipped=True)
 
 
 def _tsresol_ns(code: int) -> tuple[int, int]:
@@ -288,25 +274,11 @@ def _pcapng(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, i
             ifaces = []
         btype, blen = struct.unpack_from(e + "II", r.buf, r.pos)
         if blen < 12 or blen % 4 or blen > 0x4000000:
-            if ctx:
-                ctx.error(
-                    r.offset,
-                    "bad_block",
-                    f"pcapng block of type {btype:#x} claims {blen} bytes; rest unreadable",
-                    severity="data_loss",
-                    unit="byte",
-                )
+            r.lost("bad_block", f"pcapng block of type {btype:#x} claims {blen} bytes; rest unreadable", skipped=False)
             return
         if not r.need(blen):
-            if ctx:
-                ctx.error(
-                    r.offset,
-                    "truncated_capture",
-                    f"last pcapng block cut short ({len(r.buf) - r.pos} of {blen} bytes)",
-                    severity="data_loss",
-                    unit="byte",
-                    skipped_bytes=len(r.buf) - r.pos,
-                )
+            have = len(r.buf) - r.pos
+            r.lost("truncated_capture", f"last pcapng block cut short ({have} of {blen} bytes)", skipped=True)
             return
         p = r.pos
         if btype == 6:  # enhanced packet block
@@ -346,15 +318,8 @@ def _pcapng(f, magic: bytes, ctx) -> Iterator[tuple[int, int, bytes, int, int, i
                 skipped_bytes=blen,
             )
         r.pos += blen
-    if len(r.buf) - r.pos and ctx:
-        ctx.error(
-            r.offset,
-            "truncated_capture",
-            f"{len(r.buf) - r.pos} trailing bytes after the last block",
-            severity="data_loss",
-            unit="byte",
-            skipped_bytes=len(r.buf) - r.pos,
-        )
+    if len(r.buf) - r.pos:
+        r.lost("truncated_capture", f"{len(r.buf) - r.pos} trailing bytes after the last block", skipped=True)
 
 
 # -- link, IP, TCP -----------------------------------------------------------------------------
